@@ -1,0 +1,76 @@
+"""Input checks at the public boundary (one place, one message style).
+
+Every public function of the package validates what a reader or a student may pass in, and raises
+a ``ValueError`` or ``TypeError`` that names the argument, what was expected and what was given.
+Inside the package the data is trusted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def tensor(name: str, value, *, ndim: int | None = None, floating: bool = True) -> torch.Tensor:
+    """Check that ``value`` is a finite tensor of the expected rank and (floating) dtype."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(
+            f"{name} must be a {ndim}-D tensor, got shape {tuple(value.shape)} ({value.ndim}-D)"
+        )
+    if floating and value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
+    if value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if floating and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return value
+
+
+def same_shape(names: tuple[str, ...], values: tuple[torch.Tensor, ...]) -> None:
+    """Check that tensors that describe the same connections have the same shape."""
+    shapes = [tuple(v.shape) for v in values]
+    if len(set(shapes)) != 1:
+        listing = ", ".join(f"{n} {s}" for n, s in zip(names, shapes, strict=True))
+        raise ValueError(f"{', '.join(names)} must have the same shape, got {listing}")
+
+
+def same_dtype_device(names: tuple[str, ...], values: tuple[torch.Tensor, ...]) -> None:
+    """Check that tensors meet in one computation: same dtype and device."""
+    kinds = {(v.dtype, v.device) for v in values}
+    if len(kinds) != 1:
+        listing = ", ".join(
+            f"{n} {v.dtype} on {v.device}" for n, v in zip(names, values, strict=True)
+        )
+        raise TypeError(f"{', '.join(names)} must share dtype and device, got {listing}")
+
+
+def spike_slab_params(pi: torch.Tensor, m: torch.Tensor, xi: torch.Tensor, *, ndim=None) -> None:
+    """Check a spike-and-slab parameter triple: shapes agree, pi in [0, 1], xi >= 0, finite."""
+    for name, value in (("pi", pi), ("m", m), ("xi", xi)):
+        tensor(name, value, ndim=ndim)
+    same_shape(("pi", "m", "xi"), (pi, m, xi))
+    same_dtype_device(("pi", "m", "xi"), (pi, m, xi))
+    if bool(((pi < 0) | (pi > 1)).any()):
+        lo, hi = float(pi.min()), float(pi.max())
+        raise ValueError(f"pi must lie in [0, 1] (a probability), got values in [{lo:g}, {hi:g}]")
+    if bool((xi < 0).any()):
+        raise ValueError(f"xi must be >= 0 (a variance), got a minimum of {float(xi.min()):g}")
+
+
+def positive_int(name: str, value) -> int:
+    """Check a positive integer (sizes, counts)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def choice(name: str, value, options: tuple[str, ...]) -> str:
+    """Check a named option (mode, split, preset, ...)."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value

@@ -1,0 +1,236 @@
+"""The trainable model: mean-field layers with the paper's parameters pi, m, xi (chapters 3-4).
+
+``MeanFieldLinear`` holds one spike-and-slab layer in the paper's direct parameterisation and runs
+the moment equations forward; its backward is the hand-derived gBP of :mod:`mfbook.gbp` (a custom
+``torch.autograd.Function``), so ``loss.backward()`` gives exactly the gBP gradients.
+``project_()`` is the projection step after each optimiser step that creates exact 0s and 1s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mfbook import _checks, gbp
+from mfbook.spike_slab import SpikeSlab
+
+MODES = ("mf", "mean")
+#: Reference initialisation (PAPER.md section 4): m ~ Normal(0, 2/784) in every layer.
+M_VAR = 2 / 784
+#: xi ~ Uniform[0, XI_MAX).
+XI_MAX = 0.01
+
+
+class _MeanFieldFunction(torch.autograd.Function):
+    """z = G + eps * Delta forward; gBP (chapter 3, eqs. 3.5-3.9) backward."""
+
+    @staticmethod
+    def forward(ctx, h, pi, m, xi, eps):
+        G, Delta = gbp.layer_moments(h, *gbp.mean_and_variance(pi, m, xi))
+        ctx.save_for_backward(h, pi, m, xi, eps, Delta)
+        return G + eps * Delta
+
+    @staticmethod
+    def backward(ctx, K):
+        h, pi, m, xi, eps, Delta = ctx.saved_tensors
+        dh, d_pi, d_m, d_xi = gbp.layer_backward(
+            K, h, pi, m, xi, eps, Delta, need_input_grad=ctx.needs_input_grad[0]
+        )
+        return dh, d_pi, d_m, d_xi, None
+
+
+class MeanFieldLinear(nn.Module):
+    """One layer of spike-and-slab connections, shape (n_out, n_in), no bias (chapter 3).
+
+    Init (PAPER.md section 4): m ~ Normal(0, m_var), xi ~ Uniform[0, xi_max), pi = pi_init.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        m_var: float = M_VAR,
+        xi_max: float = XI_MAX,
+        pi_init: float = 0.0,
+        dtype: torch.dtype | None = None,
+        device=None,
+    ):
+        super().__init__()
+        self.n_in = _checks.positive_int("n_in", n_in)
+        self.n_out = _checks.positive_int("n_out", n_out)
+        if not m_var >= 0 or not xi_max >= 0:
+            raise ValueError(f"m_var and xi_max must be >= 0, got {m_var!r} and {xi_max!r}")
+        if not 0 <= pi_init <= 1:
+            raise ValueError(f"pi_init must lie in [0, 1], got {pi_init!r}")
+        self.m_var, self.xi_max, self.pi_init = m_var, xi_max, pi_init
+        kw = {"dtype": dtype, "device": device}
+        self.pi = nn.Parameter(torch.empty(n_out, n_in, **kw))
+        self.m = nn.Parameter(torch.empty(n_out, n_in, **kw))
+        self.xi = nn.Parameter(torch.empty(n_out, n_in, **kw))
+        self.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return f"n_in={self.n_in}, n_out={self.n_out}"
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw m, then xi, from ``generator``; set pi to ``pi_init``."""
+        self.m.normal_(0.0, math.sqrt(self.m_var), generator=generator)
+        self.xi.uniform_(0.0, self.xi_max, generator=generator)
+        self.pi.fill_(self.pi_init)
+
+    def spike_slab(self) -> SpikeSlab:
+        """The layer's distribution (detached from autograd)."""
+        return SpikeSlab(self.pi.detach(), self.m.detach(), self.xi.detach())
+
+    def forward(self, h, mode="mf", eps=None, generator=None):
+        """Pre-activations z (B, n_out). No input checks here: :class:`MeanFieldMLP` checks.
+
+        mode "mf": z = G + eps * Delta, eps ~ Normal(0, 1) drawn from ``generator`` unless given;
+        mode "mean": z = G, the deterministic mean network.
+        """
+        if mode == "mean":
+            mu, _ = gbp.mean_and_variance(self.pi, self.m, self.xi)
+            return h @ mu.T / math.sqrt(self.n_in)
+        if eps is None:
+            eps = torch.randn(
+                h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
+            )
+        return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Projection after an optimiser step: pi <- clip(pi, 0, 1), xi <- max(xi, 0)."""
+        self.pi.clamp_(0.0, 1.0)
+        self.xi.clamp_(min=0.0)
+
+
+def _check_sizes(sizes) -> list[int]:
+    if not isinstance(sizes, list | tuple) or len(sizes) < 2:
+        raise ValueError(f"sizes must list at least an input and an output width, got {sizes!r}")
+    return [_checks.positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
+
+
+def _check_input(x, n_in, like) -> None:
+    _checks.tensor("x", x, ndim=2)
+    if x.shape[1] != n_in:
+        raise ValueError(f"x must have shape (B, {n_in}), got {tuple(x.shape)}")
+    _checks.same_dtype_device(("x", "model parameters"), (x, like))
+
+
+class MeanFieldMLP(nn.Module):
+    """A stack of :class:`MeanFieldLinear` layers, ReLU between them, logits out (chapter 4).
+
+    ``sizes`` = [N_0, N_1, ..., N_L], e.g. [784, 100, 100, 10] for the paper's network.
+    Keyword arguments (m_var, xi_max, pi_init, dtype, device) go to every layer.
+    """
+
+    def __init__(self, sizes, **layer_kwargs):
+        super().__init__()
+        self.sizes = _check_sizes(sizes)
+        self.layers = nn.ModuleList(
+            MeanFieldLinear(a, b, **layer_kwargs)
+            for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        )
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        for layer in self.layers:
+            layer.reset_parameters(generator)
+
+    def params(self) -> gbp.Params:
+        """[(pi, m, xi), ...] per layer, the format of :mod:`mfbook.gbp`."""
+        return [(layer.pi, layer.m, layer.xi) for layer in self.layers]
+
+    def spike_slabs(self) -> list[SpikeSlab]:
+        return [layer.spike_slab() for layer in self.layers]
+
+    def forward(self, x, mode="mf", eps=None, generator=None):
+        """Logits z^L (B, N_L) of the mean-field network ("mf", noisy) or the mean network.
+
+        ``eps`` (mode "mf" only): optional list of (B, N_l) noise tensors, one per layer; drawn
+        from ``generator`` when not given. Inputs are checked; see :meth:`logits` for the
+        unchecked path used inside training loops.
+        """
+        _checks.choice("mode", mode, MODES)
+        _check_input(x, self.sizes[0], self.layers[0].pi)
+        if eps is not None:
+            if mode != "mf":
+                raise ValueError("eps is only used with mode='mf'")
+            params = [(lay.pi.detach(), lay.m.detach(), lay.xi.detach()) for lay in self.layers]
+            gbp._check_inputs(params, x, eps)
+        return self.logits(x, mode, eps, generator)
+
+    def logits(self, x, mode="mf", eps=None, generator=None):
+        """The forward pass without input checks (no host synchronisation): for training loops."""
+        h = x
+        for l, layer in enumerate(self.layers):
+            z = layer(h, mode, None if eps is None else eps[l], generator)
+            h = torch.relu(z) if l < len(self.layers) - 1 else z
+        return h
+
+    def project_(self) -> None:
+        for layer in self.layers:
+            layer.project_()
+
+    @torch.no_grad()
+    def sample_network(self, generator: torch.Generator | None = None) -> nn.Sequential:
+        """One concrete sub-network as a plain ``nn.Sequential`` of bias-free Linear + ReLU.
+
+        The weights w are drawn from each layer's spike-and-slab distribution (chapter 6); the
+        fan-in scaling is folded in (Linear weight = w / sqrt(N_in)), so the exported network
+        computes exactly z = (1/sqrt(N_in)) w h and runs without mfbook.
+        """
+        weights = [ss.sample(generator) for ss in self.spike_slabs()]
+        return plain_sequential(weights)
+
+
+def plain_sequential(weights: list[torch.Tensor]) -> nn.Sequential:
+    """Bias-free Linear layers with weights w / sqrt(N_in), ReLU between them (no final ReLU)."""
+    modules: list[nn.Module] = []
+    for l, w in enumerate(weights):
+        n_out, n_in = w.shape
+        lin = nn.Linear(n_in, n_out, bias=False, dtype=w.dtype, device=w.device)
+        lin.weight.data.copy_(w / math.sqrt(n_in))
+        modules.append(lin)
+        if l < len(weights) - 1:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+
+
+class PlainMLP(nn.Module):
+    """The ordinary network of the same architecture for plain backprop (the ``paper_bp`` preset).
+
+    z = (1/sqrt(N_in)) w h, ReLU hidden, no bias, w ~ Normal(0, m_var) like the mean-field m.
+    """
+
+    def __init__(self, sizes, *, m_var: float = M_VAR, dtype=None, device=None):
+        super().__init__()
+        self.sizes = _check_sizes(sizes)
+        self.m_var = m_var
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(b, a, dtype=dtype, device=device))
+            for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        for w in self.weights:
+            w.normal_(0.0, math.sqrt(self.m_var), generator=generator)
+
+    def forward(self, x):
+        _check_input(x, self.sizes[0], self.weights[0])
+        return self.logits(x)
+
+    def logits(self, x, *_, **__):
+        h = x
+        for l, w in enumerate(self.weights):
+            z = h @ w.T / math.sqrt(w.shape[1])
+            h = torch.relu(z) if l < len(self.weights) - 1 else z
+        return h
+
+    def to_sequential(self) -> nn.Sequential:
+        return plain_sequential([w.detach() for w in self.weights])
