@@ -1,0 +1,5 @@
+import sys
+
+from mfbook.cli import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""Reading the credit assignment out of a trained ensemble (chapters 5-6).
+
+* :func:`category_fractions`: VIP / UIP / variable fractions per layer;
+* :func:`perturbed`: a copy of the model with some connections removed or switched on;
+* :func:`perturbation_curves`: the experiment of PAPER.md section 5, for any layer;
+* :func:`subnetwork_errors`: test errors of many sampled sub-networks;
+* :func:`layer_entropy`: mean per-connection entropy of every layer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from mfbook import _checks
+from mfbook.nn import MeanFieldMLP
+
+KINDS = ("vip", "random", "uip")
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, MeanFieldMLP):
+        raise TypeError(f"model must be a MeanFieldMLP, got {type(model).__name__}")
+
+
+def category_fractions(model: MeanFieldMLP, atol: float = 0.0) -> list[dict[str, float]]:
+    """Per layer, the fraction of VIP, UIP and variable connections (exact by default)."""
+    _check_model(model)
+    out = []
+    for ss in model.spike_slabs():
+        cats = ss.categories(atol)
+        out.append({k: float(v.double().mean()) for k, v in cats._asdict().items()})
+    return out
+
+
+def _layer_index(model, layer) -> int:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(model.layers):
+        raise ValueError(f"layer must be an int in [0, {len(model.layers)}), got {layer!r}")
+    return layer
+
+
+@torch.no_grad()
+def perturbed(
+    model: MeanFieldMLP, layer: int, kind: str, count: int, generator=None
+) -> MeanFieldMLP:
+    """A copy of ``model`` with ``count`` connections of one layer changed (chapter 5):
+
+    * ``"vip"``: remove ``count`` VIP connections (pi <- 1);
+    * ``"random"``: remove ``count`` randomly chosen variable connections (pi <- 1);
+    * ``"uip"``: switch on ``count`` UIP connections with a weight drawn from Normal(0, 1)
+      (pi <- 0, m ~ Normal(0, 1), xi <- 0).
+
+    The connections are the first ``count`` of a random order drawn from ``generator``, so with
+    one seed a larger count contains a smaller one.
+    """
+    _check_model(model)
+    l = _layer_index(model, layer)
+    _checks.choice("kind", kind, KINDS)
+    cats = model.layers[l].spike_slab().categories()
+    pool = {"vip": cats.vip, "random": cats.variable, "uip": cats.uip}[kind].reshape(-1)
+    idx = pool.nonzero().squeeze(1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= idx.numel():
+        raise ValueError(
+            f"count must be an int in [0, {idx.numel()}] for kind {kind!r}, got {count!r}"
+        )
+    order = torch.randperm(idx.numel(), generator=generator)
+    chosen = idx[order[:count].to(idx.device)]
+    new = copy.deepcopy(model)
+    target = new.layers[l]
+    pi, m, xi = (t.data.view(-1) for t in (target.pi, target.m, target.xi))
+    if kind == "uip":
+        pi[chosen] = 0.0
+        xi[chosen] = 0.0
+        m[chosen] = torch.randn(count, generator=generator, dtype=m.dtype).to(m.device)
+    else:
+        pi[chosen] = 1.0
+    return new
+
+
+@torch.no_grad()
+def subnetwork_errors(model: MeanFieldMLP, x, y, n_networks: int = 10, generator=None):
+    """Test error of each of ``n_networks`` sampled sub-networks, a tensor (n_networks,)."""
+    _check_model(model)
+    n_networks = _checks.positive_int("n_networks", n_networks)
+    errs = [
+        (model.sample_network(generator)(x).argmax(1) != y).double().mean()
+        for _ in range(n_networks)
+    ]
+    return torch.stack(errs)
+
+
+def perturbation_curves(
+    model: MeanFieldMLP,
+    x,
+    y,
+    layer: int,
+    fractions=(0.0, 0.25, 0.5, 0.75, 1.0),
+    n_networks: int = 10,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """The perturbation experiment of PAPER.md section 5 for one layer.
+
+    For each fraction f: remove f of the VIP connections; remove the same NUMBER of randomly
+    chosen variable connections; switch on f of the UIP connections. Returns, per kind, the test
+    error averaged over ``n_networks`` sampled sub-networks, plus the counts used.
+    """
+    _check_model(model)
+    l = _layer_index(model, layer)
+    cats = model.layers[l].spike_slab().categories()
+    n_vip, n_uip, n_var = (int(t.sum()) for t in (cats.vip, cats.uip, cats.variable))
+    out: dict[str, list[float]] = {"fraction": [float(f) for f in fractions]}
+    for kind in KINDS:
+        errs, counts = [], []
+        for f in fractions:
+            count = round(f * (n_uip if kind == "uip" else n_vip))
+            count = min(count, n_var) if kind == "random" else count
+            gen = torch.Generator().manual_seed(seed)  # the same order for every fraction
+            net = perturbed(model, l, kind, count, gen)
+            errs.append(float(subnetwork_errors(net, x, y, n_networks, gen).mean()))
+            counts.append(count)
+        out[f"error_{kind}"], out[f"count_{kind}"] = errs, counts
+    return out
+
+
+def layer_entropy(model: MeanFieldMLP, n_samples: int = 200, seed: int = 0) -> list[float]:
+    """Mean per-connection entropy of every layer (PAPER.md section 6, chapter 6)."""
+    _check_model(model)
+    gen = torch.Generator().manual_seed(seed)
+    return [float(ss.entropy(n_samples, gen).mean()) for ss in model.spike_slabs()]

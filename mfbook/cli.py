@@ -1,0 +1,83 @@
+"""Command line: ``python -m mfbook train | reproduce | data`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mfbook.reproduce import names
+from mfbook.train import PRESETS
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mfbook", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one preset with one seed, checkpointing every epoch")
+    t.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1")
+    t.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    t.add_argument("--out", default=None, help="folder for checkpoint.pt and history.json")
+    t.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if a checkpoint exists"
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("reproduce", help="produce a stored result the chapters load")
+    r.add_argument("name", choices=names())
+    r.add_argument("--force", action="store_true", help="recompute even if a current result exists")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--results", default=None, help="results folder (default book/results)")
+    r.add_argument("--quiet", action="store_true")
+
+    d = sub.add_parser("data", help="fetch/verify MNIST into the local cache")
+    d.add_argument("--root", default=None, help="cache folder (default $MFBOOK_DATA or ~/.cache)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "train":
+        from pathlib import Path
+
+        from mfbook.train import preset, train
+
+        config = preset(args.preset)
+        if args.epochs is not None:
+            config = config.replace(epochs=args.epochs)
+        out = Path(args.out or f"runs/{args.preset}-seed{args.seed}")
+        result = train(
+            config,
+            device=args.device,
+            progress=not args.quiet,
+            seed=args.seed,
+            checkpoint=out / "checkpoint.pt",
+            resume=not args.no_resume,
+        )
+        (out / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+        final = {k: v[-1] for k, v in result.history.items() if k.startswith("test_error")}
+        print(json.dumps({"out": str(out), "final": final}))
+    elif args.command == "reproduce":
+        from mfbook.reproduce import reproduce
+
+        s = reproduce(
+            args.name,
+            force=args.force,
+            device=args.device,
+            root=args.results,
+            progress=not args.quiet,
+        )
+        print(
+            json.dumps({k: s[k] for k in ("final_mean", "final_std") if k in s} or s["fractions"])
+        )
+    elif args.command == "data":
+        from mfbook.data import prepare_mnist
+
+        print(prepare_mnist(root=args.root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

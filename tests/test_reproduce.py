@@ -1,0 +1,92 @@
+"""Stored results and the command line, on a tiny experiment."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mfbook import reproduce
+from mfbook.train import PRESETS, preset
+
+TINY = preset("smoke").replace(name="tiny", epochs=1, n_train=600, n_test=300)
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(PRESETS, "tiny", TINY)
+    monkeypatch.setattr(reproduce, "EXPERIMENTS", {"tiny": reproduce.Experiment("tiny", (0, 1))})
+    monkeypatch.setattr(reproduce, "ANALYSES", {"credit": "tiny"})
+    return tmp_path / "results"
+
+
+def test_reproduce_stores_small_results_keyed_by_config(tiny):
+    s = reproduce.reproduce("tiny", root=tiny, progress=False)
+    assert s["seeds"] == [0, 1] and s["config"]["name"] == "tiny"
+    assert set(s["final_mean"]) == {"test_error_mean", "test_error_mf", "test_error_sample"}
+    assert sorted(p.name for p in (tiny / "tiny").iterdir()) == ["seed0.npz", "summary.json"]
+    raw_bytes = 3 * 4 * (784 * 32 + 32 * 10)  # pi, m, xi in float32
+    assert (tiny / "tiny" / "seed0.npz").stat().st_size < raw_bytes
+    model = reproduce.load_model("tiny", 0, root=tiny)
+    errs = s["runs"]["0"]["history"]["test_error_mean"]
+    assert len(errs) == 1 and 0 <= errs[0] <= 1
+    assert float(model.spike_slabs()[0].pi.max()) <= 1
+    # reused while the config is unchanged, recomputed when it changes or with force
+    stamp = (tiny / "tiny" / "summary.json").stat().st_mtime_ns
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    assert (tiny / "tiny" / "summary.json").stat().st_mtime_ns == stamp
+    PRESETS["tiny"] = TINY.replace(lr=0.05)
+    s2 = reproduce.reproduce("tiny", root=tiny, progress=False)
+    assert s2["config"]["lr"] == 0.05
+
+
+def test_credit_analysis_reads_the_stored_model(tiny):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    c = reproduce.reproduce("credit", root=tiny)
+    assert len(c["fractions"]) == len(TINY.sizes) - 1
+    assert all(sum(f.values()) == pytest.approx(1) for f in c["fractions"])
+    assert set(c["perturbation"][0]) >= {"fraction", "error_vip", "error_random", "error_uip"}
+    assert len(c["subnetwork_errors"]) == 100
+
+
+def test_corrupted_stored_results_give_clear_errors(tiny):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    (tiny / "tiny" / "seed0.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="corrupted"):
+        reproduce.load_model("tiny", 0, root=tiny)
+    (tiny / "tiny" / "summary.json").write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        reproduce.load_summary("tiny", root=tiny)
+    with pytest.raises(FileNotFoundError, match="python -m mfbook reproduce credit"):
+        reproduce.load_summary("credit", root=tiny)
+    with pytest.raises(ValueError, match="name must be one of"):
+        reproduce.load_summary("nope", root=tiny)
+
+
+def test_cli_trains_a_preset(tmp_path):
+    env = dict(os.environ, MFBOOK_OFFLINE="1")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mfbook", "train", "--preset", "smoke", "--epochs", "1"]
+    proc = subprocess.run(
+        [*cmd, "--device", "cpu", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    final = json.loads(proc.stdout.strip().splitlines()[-1])["final"]
+    assert set(final) == {"test_error_mean", "test_error_mf", "test_error_sample"}
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+def test_cli_rejects_unknown_names():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mfbook", "reproduce", "nope"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -1,0 +1,194 @@
+"""Training (smoke size): presets, determinism, checkpoints, resume, divergence."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import mfbook
+from mfbook import checkpoint as ckpt_mod
+from mfbook.train import (
+    PRESETS,
+    TrainConfig,
+    TrainingDiverged,
+    model_from_checkpoint,
+    preset,
+    resolve_device,
+    train,
+)
+
+SMOKE = preset("smoke").replace(epochs=2, n_train=1000, n_test=500)
+
+
+def strip_time(history):
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+def test_paper_preset_is_the_reference_protocol():
+    p = preset("paper")
+    assert p.method == "gbp" and p.sizes == (784, 100, 100, 10)
+    assert (p.n_train, p.n_test, p.batch_size, p.epochs) == (10_000, None, 500, 200)
+    assert (p.lr, p.lr_halve_every, p.weight_decay) == (0.1, 20, 1e-4)
+    assert p.reset_adam_each_epoch and p.adam_betas == (0.9, 0.999) and p.adam_eps == 1e-8
+    assert (p.m_var, p.xi_max, p.pi_init) == (2 / 784, 0.01, 0.0)
+    bp = preset("paper_bp")
+    assert bp.method == "bp"
+    same = {f.name for f in dataclasses.fields(TrainConfig)} - {"name", "method", "notes"}
+    assert all(getattr(bp, k) == getattr(p, k) for k in same)
+    assert preset("full").n_train is None
+    assert set(PRESETS) == {"paper", "paper_bp", "full", "smoke"}
+
+
+def test_smoke_training_learns_and_records_every_error():
+    r = train(SMOKE.replace(epochs=3), device="cpu", progress=False, seed=0)
+    h = r.history
+    assert h["epoch"] == [1, 2, 3]
+    for key in ("train_loss", "test_error_mean", "test_error_mf", "test_error_sample"):
+        assert len(h[key]) == 3
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert h["test_error_mean"][-1] < 0.5  # chance is 0.9
+    assert all(0 <= e <= 1 for e in h["test_error_sample"])
+    for ss in r.model.spike_slabs():  # projection held after every step
+        assert float(ss.pi.min()) >= 0 and float(ss.pi.max()) <= 1 and float(ss.xi.min()) >= 0
+
+
+def test_plain_backprop_preset_trains_the_plain_network():
+    r = train(SMOKE.replace(method="bp"), device="cpu", progress=False, seed=0)
+    assert set(r.history) == {"epoch", "lr", "train_loss", "test_error_mean", "seconds"}
+    assert r.history["test_error_mean"][-1] < 0.6
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs():
+    a = train(SMOKE, device="cpu", progress=False, seed=3)
+    b = train(SMOKE, device="cpu", progress=False, seed=3)
+    c = train(SMOKE, device="cpu", progress=False, seed=4)
+    assert strip_time(a.history) == strip_time(b.history)
+    assert all(
+        torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True)
+    )
+    assert not torch.equal(a.model.layers[0].m, c.model.layers[0].m)
+
+
+def test_interrupted_run_resumes_bit_identically(tmp_path):
+    full = train(SMOKE.replace(epochs=3), device="cpu", progress=False, seed=1)
+
+    def stop_after_two(model, row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.pt"
+    cfg = SMOKE.replace(epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, device="cpu", progress=False, seed=1, checkpoint=path, callback=stop_after_two)
+    assert ckpt_mod.load_checkpoint(path)["epoch"] == 2
+    resumed = train(cfg, device="cpu", progress=False, seed=1, checkpoint=path)
+    assert strip_time(resumed.history) == strip_time(full.history)
+    for p, q in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    again = model_from_checkpoint(path)
+    assert again.config == cfg and again.history["epoch"] == [1, 2, 3]
+    assert torch.equal(again.model.layers[0].pi, full.model.layers[0].pi)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    train(SMOKE.replace(epochs=1), device="cpu", progress=False, seed=0, checkpoint=path)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(SMOKE.replace(epochs=1, lr=0.5), device="cpu", progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="seed 0, expected 5"):
+        train(SMOKE.replace(epochs=1), device="cpu", progress=False, seed=5, checkpoint=path)
+
+
+def _minimal_state():
+    return dict(
+        model={"w": torch.ones(2)},
+        config={"name": "x"},
+        seed=0,
+        epoch=1,
+        history={},
+        order_gen=torch.Generator().get_state(),
+        noise_gen=torch.Generator().get_state(),
+        device_type="cpu",
+    )
+
+
+def test_corrupted_and_foreign_checkpoints_give_clear_errors(tmp_path, monkeypatch):
+    path = ckpt_mod.save_checkpoint(tmp_path / "c.pt", **_minimal_state())
+    data = path.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupted"):
+        ckpt_mod.load_checkpoint(tmp_path / "trunc.pt")
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not an mfbook checkpoint"):
+        ckpt_mod.load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(FileNotFoundError):
+        ckpt_mod.load_checkpoint(tmp_path / "missing.pt")
+    monkeypatch.setattr(mfbook, "__version__", "9.0.0")
+    with pytest.raises(ValueError, match="written by mfbook 0.1"):
+        ckpt_mod.load_checkpoint(path)
+
+
+def test_checkpoint_load_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('x')",))
+
+    torch.save({"format": "mfbook-checkpoint", "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="corrupted or not a checkpoint"):
+        ckpt_mod.load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = ckpt_mod.save_checkpoint(tmp_path / "c.pt", **_minimal_state())
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt_mod.save_checkpoint(path, **_minimal_state())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_divergence_stops_with_the_epoch(tmp_path):
+    cfg = SMOKE.replace(lr=1e30, epochs=3)
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 1"):
+        train(cfg, device="cpu", progress=False, checkpoint=tmp_path / "d.pt")
+    assert not (tmp_path / "d.pt").exists()  # nothing bad was saved
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"method": "adam"}, "method must be one of"),
+        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"epochs": 1.5}, "epochs must be an int"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"weight_decay": 2.0}, "weight_decay must lie in"),
+        ({"n_train": 0}, "n_train must be positive"),
+        ({"sizes": (784,)}, "sizes must have at least two entries"),
+    ],
+)
+def test_bad_configs_are_named(changes, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        SMOKE.replace(**changes)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="preset must be one of"):
+        preset("papr")
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        train(SMOKE, seed=-1, progress=False)
+    with pytest.raises(ValueError, match="sizes must start with 784"):
+        train(SMOKE.replace(sizes=(100, 10)), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"nme": "x"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
