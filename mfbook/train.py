@@ -158,7 +158,8 @@ def build_model(config: TrainConfig, seed: int) -> torch.nn.Module:
     return model
 
 
-def _make_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.Adam:
+def make_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.Adam:
+    """Adam with one parameter group per kind of parameter (pi, m, xi), as the reference code."""
     if config.method == "bp":
         groups = [{"params": list(model.weights)}]
     else:  # one group per kind of parameter, as in the reference code
@@ -170,6 +171,33 @@ def _decayed(model, config: TrainConfig) -> list[torch.Tensor]:
     if config.method == "bp":
         return list(model.weights)
     return [p for lay in model.layers for p in (lay.m, lay.xi)]
+
+
+def train_epoch(model, x, y, opt, config: TrainConfig, lr: float, order_gen, noise_gen):
+    """One epoch of minibatch training on (x, y), any data set (chapter 4, PAPER.md section 4).
+
+    Reshuffle with ``order_gen``; per minibatch: forward with fresh eps from ``noise_gen`` (gbp),
+    backward (gBP), Adam step, decoupled weight decay ``lr * config.weight_decay`` on m and xi
+    (or w), then the projection. Returns the mean training loss as a 0-d tensor (no host
+    synchronisation inside the loop).
+    """
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=order_gen).to(x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    decayed = _decayed(model, config)
+    for start in range(0, n, config.batch_size):
+        idx = perm[start : start + config.batch_size]
+        logits = model.logits(x[idx], "mf", generator=noise_gen)
+        loss = F.cross_entropy(logits, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_mul_(decayed, 1 - lr * config.weight_decay)
+        if config.method == "gbp":
+            model.project_()
+        loss_sum += loss.detach() * idx.numel()
+    return loss_sum / n
 
 
 @torch.no_grad()
@@ -242,29 +270,15 @@ def train(
 
         bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.name} seed {seed}")
     opt = None
-    n = x.shape[0]
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         lr = config.lr * 0.5 ** (epoch // config.lr_halve_every)
         if opt is None or config.reset_adam_each_epoch:
-            opt = _make_optimizer(model, config, lr)
+            opt = make_optimizer(model, config, lr)
         for group in opt.param_groups:
             group["lr"] = lr
-        perm = torch.randperm(n, generator=order_gen).to(dev)
-        loss_sum = torch.zeros((), device=dev)
-        for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            logits = model.logits(x[idx], "mf", generator=noise_gen)
-            loss = F.cross_entropy(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                torch._foreach_mul_(_decayed(model, config), 1 - lr * config.weight_decay)
-            if config.method == "gbp":
-                model.project_()
-            loss_sum += loss.detach() * idx.numel()
-        train_loss = float(loss_sum) / n
+        loss_sum = train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen)
+        train_loss = float(loss_sum)
         if not math.isfinite(train_loss) or not all(
             bool(torch.isfinite(p).all()) for p in model.parameters()
         ):
