@@ -38,6 +38,9 @@ def test_reproduce_stores_small_results_keyed_by_config(tiny):
     stamp = (tiny / "tiny" / "summary.json").stat().st_mtime_ns
     reproduce.reproduce("tiny", root=tiny, progress=False)
     assert (tiny / "tiny" / "summary.json").stat().st_mtime_ns == stamp
+    index = (tiny / "README.md").read_text()
+    mean = 100 * s["final_mean"]["test_error_sample"]
+    assert "| tiny | 2 |" in index and f"{mean:.2f}%" in index
     PRESETS["tiny"] = TINY.replace(lr=0.05)
     s2 = reproduce.reproduce("tiny", root=tiny, progress=False)
     assert s2["config"]["lr"] == 0.05
