@@ -3,7 +3,7 @@
 The network: z^{l+1} = G^l + eps^l * Delta^l (the moment equations of :mod:`mfbook.moments`),
 h = ReLU(z) in hidden layers, softmax at the output, loss C = batch-mean cross-entropy.
 With K^l = dC/dz^l the error signal, K^L = (softmax(z^L) - onehot(y)) / B, and
-S_ik = eps_i h_k^2 / (N Delta_i), the gradients of one layer are (book chapter 3, eqs. 3.5-3.9;
+S_ik = eps_i h_k^2 / (N Delta_i), the gradients of one layer are (book chapter 3, equations eq-ch3-dzdh to eq-ch3-grads;
 Li & Huang 2020)::
 
     dz_i/dh_k  = mu_ik / sqrt(N) + eps_i (rho_ik - mu_ik^2) h_k / (N Delta_i)
@@ -57,7 +57,7 @@ def layer_moments(h, mu, var):
 def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
     """gBP through one layer: given K = dC/dz, return (dC/dh or None, d_pi, d_m, d_xi).
 
-    Chapter 3, eqs. (3.5)-(3.9). No input checks: callers validate.
+    Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. No input checks: callers validate.
     """
     n = h.shape[1]
     mu, var = mean_and_variance(pi, m, xi)
@@ -129,7 +129,7 @@ def check_labels(y, batch: int, n_classes: int) -> None:
 
 
 def forward(params: Params, x: torch.Tensor, eps: list[torch.Tensor]) -> Forward:
-    """Mean-field forward pass with explicit noise ``eps`` (chapter 3, eq. 3.1-3.3)."""
+    """Mean-field forward pass with explicit noise ``eps`` (chapter 3, equation eq-ch3-forward)."""
     _check_inputs(params, x, eps)
     return _forward(params, x, eps)
 
@@ -148,7 +148,7 @@ def _forward(params, x, eps) -> Forward:
 
 
 def loss(params: Params, x: torch.Tensor, y: torch.Tensor, eps: list[torch.Tensor]) -> torch.Tensor:
-    """Batch-mean cross-entropy C of the noisy mean-field network (chapter 3, eq. 3.4)."""
+    """Batch-mean cross-entropy C of the noisy mean-field network (chapter 3, equation eq-ch3-loss)."""
     _check_inputs(params, x, eps, y)
     logits = _forward(params, x, eps).z[-1]
     return -torch.log_softmax(logits, dim=1).gather(1, y[:, None]).mean()

@@ -37,7 +37,7 @@ def preactivation_moments(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean G and standard deviation Delta of the pre-activations, both (B, N_out).
 
-    Book chapter 2, eq. (2.3)-(2.4). ``h`` is (B, N_in); ``pi``, ``m``, ``xi`` are (N_out, N_in).
+    Book chapter 2. ``h`` is (B, N_in); ``pi``, ``m``, ``xi`` are (N_out, N_in).
     """
     ss = _check_layer(h, pi, m, xi)
     n_in = h.shape[1]

@@ -24,7 +24,7 @@ XI_MAX = 0.01
 
 
 class _MeanFieldFunction(torch.autograd.Function):
-    """z = G + eps * Delta forward; gBP (chapter 3, eqs. 3.5-3.9) backward."""
+    """z = G + eps * Delta forward; gBP (chapter 3, equation eq-ch3-grads) backward."""
 
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps):
@@ -122,7 +122,7 @@ def _check_input(x, n_in, like) -> None:
 
 
 class MeanFieldMLP(nn.Module):
-    """A stack of :class:`MeanFieldLinear` layers, ReLU between them, logits out (chapter 4).
+    """A stack of :class:`MeanFieldLinear` layers, ReLU between them, logits out (chapters 3-4).
 
     ``sizes`` = [N_0, N_1, ..., N_L], e.g. [784, 100, 100, 10] for the paper's network.
     Keyword arguments (m_var, xi_max, pi_init, dtype, device) go to every layer.

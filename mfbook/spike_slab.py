@@ -49,7 +49,7 @@ class SpikeSlab:
     def shape(self) -> torch.Size:
         return self.pi.shape
 
-    # --- moments (chapter 1, eqs. 1.2-1.4) -------------------------------------------------
+    # --- moments (chapter 1) -----------------------------------------------------------
     def mean(self) -> torch.Tensor:
         """mu = E[w] = (1 - pi) m."""
         return (1 - self.pi) * self.m

@@ -12,6 +12,7 @@ sub-network, so CPU runs are bit-identical and a resumed run equals an uninterru
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -173,13 +174,21 @@ def _decayed(model, config: TrainConfig) -> list[torch.Tensor]:
     return [p for lay in model.layers for p in (lay.m, lay.xi)]
 
 
-def train_epoch(model, x, y, opt, config: TrainConfig, lr: float, order_gen, noise_gen):
+def _all_finite(model) -> bool:
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def train_epoch(
+    model, x, y, opt, config: TrainConfig, lr: float, order_gen, noise_gen, check_steps=False
+):
     """One epoch of minibatch training on (x, y), any data set (chapter 4, PAPER.md section 4).
 
     Reshuffle with ``order_gen``; per minibatch: forward with fresh eps from ``noise_gen`` (gbp),
     backward (gBP), Adam step, decoupled weight decay ``lr * config.weight_decay`` on m and xi
     (or w), then the projection. Returns the mean training loss as a 0-d tensor (no host
-    synchronisation inside the loop).
+    synchronisation inside the loop). ``check_steps=True`` checks the loss and the parameters
+    after every step (one synchronisation per step) and raises :class:`TrainingDiverged` naming
+    the first bad step; :func:`train` uses it to replay an epoch that went wrong.
     """
     n = x.shape[0]
     perm = torch.randperm(n, generator=order_gen).to(x.device)
@@ -197,7 +206,27 @@ def train_epoch(model, x, y, opt, config: TrainConfig, lr: float, order_gen, noi
         if config.method == "gbp":
             model.project_()
         loss_sum += loss.detach() * idx.numel()
+        if check_steps and not (bool(torch.isfinite(loss)) and _all_finite(model)):
+            step = start // config.batch_size + 1
+            raise TrainingDiverged(f"step {step} (loss {float(loss.detach())})")
     return loss_sum / n
+
+
+def _locate_divergence(model, x, y, opt, config, lr, order_gen, noise_gen, snapshot) -> str:
+    """Replay a diverged epoch from its start, checking every step; leave the model at the start."""
+    params, opt_state, order_state, noise_state = snapshot
+    where = "an unknown step"
+    for _ in range(2):  # the replay, then the restore
+        model.load_state_dict(params)
+        opt.load_state_dict(opt_state)
+        order_gen.set_state(order_state)
+        noise_gen.set_state(noise_state)
+        if where == "an unknown step":
+            try:
+                train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen, check_steps=True)
+            except TrainingDiverged as err:
+                where = str(err)
+    return where
 
 
 @torch.no_grad()
@@ -277,14 +306,20 @@ def train(
             opt = make_optimizer(model, config, lr)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss_sum = train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen)
-        train_loss = float(loss_sum)
-        if not math.isfinite(train_loss) or not all(
-            bool(torch.isfinite(p).all()) for p in model.parameters()
-        ):
+        snapshot = (
+            {k: v.clone() for k, v in model.state_dict().items()},
+            copy.deepcopy(opt.state_dict()),
+            order_gen.get_state(),
+            noise_gen.get_state(),
+        )
+        train_loss = float(train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen))
+        if not (math.isfinite(train_loss) and _all_finite(model)):
+            where = _locate_divergence(model, x, y, opt, config, lr, order_gen, noise_gen, snapshot)
+            kept = f"; the checkpoint of epoch {epoch} is kept" if checkpoint and epoch else ""
             raise TrainingDiverged(
-                f"training {config.name} (seed {seed}) diverged in epoch {epoch + 1}: loss "
-                f"{train_loss}; the last good checkpoint (epoch {epoch}) is kept"
+                f"training {config.name} (seed {seed}) diverged in epoch {epoch + 1}, {where}: "
+                f"the loss or the parameters became NaN or inf. The model was restored to the "
+                f"start of that epoch{kept}. Try a smaller lr."
             )
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
         row.update(evaluate(model, xt, yt, config, noise_gen))

@@ -158,9 +158,23 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_divergence_stops_with_the_epoch(tmp_path):
     cfg = SMOKE.replace(lr=1e30, epochs=3)
-    with pytest.raises(TrainingDiverged, match="diverged in epoch 1"):
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 1, step 1 "):
         train(cfg, device="cpu", progress=False, checkpoint=tmp_path / "d.pt")
     assert not (tmp_path / "d.pt").exists()  # nothing bad was saved
+
+
+def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path):
+    def blow_up(model, row):
+        if row["epoch"] == 1:
+            with torch.no_grad():
+                model.layers[0].m.mul_(1e30)  # the next epoch's loss overflows
+
+    path = tmp_path / "d.pt"
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1 .*checkpoint of epoch 1 is kept"):
+        train(SMOKE, device="cpu", progress=False, checkpoint=path, callback=blow_up)
+    state = ckpt_mod.load_checkpoint(path)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 @pytest.mark.parametrize(
