@@ -3,8 +3,8 @@
 The network: z^{l+1} = G^l + eps^l * Delta^l (the moment equations of :mod:`mfbook.moments`),
 h = ReLU(z) in hidden layers, softmax at the output, loss C = batch-mean cross-entropy.
 With K^l = dC/dz^l the error signal, K^L = (softmax(z^L) - onehot(y)) / B, and
-S_ik = eps_i h_k^2 / (N Delta_i), the gradients of one layer are (book chapter 3, equations eq-ch3-dzdh to eq-ch3-grads;
-Li & Huang 2020)::
+S_ik = eps_i h_k^2 / (N Delta_i), the gradients of one layer are (Li & Huang 2020; book
+chapter 3, equations eq-ch3-dzdh to eq-ch3-grads)::
 
     dz_i/dh_k  = mu_ik / sqrt(N) + eps_i (rho_ik - mu_ik^2) h_k / (N Delta_i)
     K^l_k      = f'(z^l_k) * sum_i K^{l+1}_i dz_i/dh_k
@@ -148,7 +148,7 @@ def _forward(params, x, eps) -> Forward:
 
 
 def loss(params: Params, x: torch.Tensor, y: torch.Tensor, eps: list[torch.Tensor]) -> torch.Tensor:
-    """Batch-mean cross-entropy C of the noisy mean-field network (chapter 3, equation eq-ch3-loss)."""
+    """Batch-mean cross-entropy C of the noisy mean-field network (chapter 3, eq-ch3-loss)."""
     _check_inputs(params, x, eps, y)
     logits = _forward(params, x, eps).z[-1]
     return -torch.log_softmax(logits, dim=1).gather(1, y[:, None]).mean()
