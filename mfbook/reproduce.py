@@ -30,19 +30,48 @@ RESULTS_ENV = "MFBOOK_RESULTS"
 
 
 @dataclass(frozen=True)
+class Run:
+    label: str  # "0".."4" for seeds, "n10000" for a data-size sweep
+    config: TrainConfig
+    seed: int
+    keep: bool  # store its full parameters
+
+
+@dataclass(frozen=True)
 class Experiment:
+    """A preset, optionally changed, trained for several seeds or several training-set sizes."""
+
     preset: str
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)
     keep_params: tuple[int, ...] = (0,)  # seeds whose full parameters are stored
+    changes: tuple[tuple[str, object], ...] = ()  # applied to the preset
+    n_train_sweep: tuple[int, ...] = ()  # one run per size (first seed), all parameters kept
+
+    def config(self) -> TrainConfig:
+        return preset(self.preset).replace(**dict(self.changes))
+
+    def runs(self) -> list[Run]:
+        base = self.config()
+        if self.n_train_sweep:
+            seed = self.seeds[0]
+            return [Run(f"n{n}", base.replace(n_train=n), seed, True) for n in self.n_train_sweep]
+        return [Run(str(s), base, s, s in self.keep_params) for s in self.seeds]
 
 
 EXPERIMENTS = {
     "paper": Experiment("paper", (0, 1, 2, 3, 4)),
     "paper_bp": Experiment("paper_bp", (0, 1, 2, 3, 4)),
     "full": Experiment("full", (0,)),
+    # Chapter 6: a deeper net (4 weight layers) at 10k-40k training images. The paper does not
+    # give its hidden widths; we keep the paper preset's width of 100 in all three hidden layers.
+    "deep": Experiment(
+        "paper",
+        changes=(("name", "deep"), ("sizes", (784, 100, 100, 100, 10))),
+        n_train_sweep=(10_000, 20_000, 30_000, 40_000),
+    ),
 }
-#: Analyses computed from a stored model (name -> the experiment they read).
-ANALYSES = {"credit": "paper"}
+#: Analyses computed from stored models (name -> the experiment they read).
+ANALYSES = {"credit": "paper", "entropy": "deep"}
 
 
 def names() -> tuple[str, ...]:
@@ -103,14 +132,19 @@ def load_summary(name: str, root=None) -> dict:
         raise ValueError(f"stored result {path} is not valid JSON: {err}") from err
 
 
-def load_model(name: str, seed: int = 0, root=None):
-    """The stored trained model of experiment ``name`` and ``seed`` (on the CPU)."""
+def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
+    """The stored trained model of experiment ``name``: run ``run`` (e.g. "n20000" of a sweep),
+    by default the run of ``seed`` (on the CPU)."""
     summary = load_summary(name, root)
-    config = TrainConfig.from_dict(summary["config"])
-    path = results_dir(root) / name / f"seed{seed}.npz"
+    label = str(seed) if run is None else run
+    if label not in summary["runs"] or label not in summary.get("kept", []):
+        raise ValueError(f"{name} has no stored parameters for run {label!r}: {summary['kept']}")
+    entry = summary["runs"][label]
+    config = TrainConfig.from_dict(entry.get("config", summary["config"]))
+    path = _params_path(results_dir(root) / name, label)
     if not path.is_file():
-        raise FileNotFoundError(f"no stored parameters {path} (seeds kept: {summary['kept']})")
-    model = build_model(config, seed)
+        raise FileNotFoundError(f"no stored parameters {path}")
+    model = build_model(config, entry.get("seed", seed))
     expected = model.state_dict()
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -132,49 +166,60 @@ def _config_key(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _is_current(name: str, config: TrainConfig, seeds, root) -> bool:
+def _is_current(name: str, exp: Experiment, root) -> bool:
     try:
         s = load_summary(name, root)
     except (FileNotFoundError, ValueError):
         return False
-    return s.get("config") == json.loads(json.dumps(config.to_dict())) and s.get("seeds") == list(
-        seeds
+    as_json = lambda c: json.loads(json.dumps(c.to_dict()))  # noqa: E731 (tuples -> lists)
+    if s.get("config") != as_json(exp.config()) or s.get("seeds") != list(exp.seeds):
+        return False
+    stored = s.get("runs", {})
+    return all(
+        r.label in stored and stored[r.label].get("config", s["config"]) == as_json(r.config)
+        for r in exp.runs()
     )
 
 
+def _params_path(out: Path, label: str) -> Path:
+    return out / (f"seed{label}.npz" if label.isdigit() else f"{label}.npz")
+
+
 def run_experiment(name: str, force=False, device="auto", root=None, progress=True, runs="runs"):
+    """Train every run of experiment ``name`` (resuming from checkpoints) and store the results."""
     exp = EXPERIMENTS[name]
-    config = preset(exp.preset)
+    base = exp.config()
     out = results_dir(root) / name
-    if not force and _is_current(name, config, exp.seeds, root):
+    if not force and _is_current(name, exp, root):
         return load_summary(name, root)
     dev = resolve_device(device)
-    per_seed = {}
-    for seed in exp.seeds:
-        ckpt = Path(runs) / name / _config_key(config) / f"seed{seed}.pt"
+    per_run = {}
+    for run in exp.runs():
+        ckpt = Path(runs) / name / _config_key(run.config) / f"seed{run.seed}.pt"
         if force and ckpt.exists():
             ckpt.unlink()
         t0 = time.perf_counter()
-        result = train(config, device=dev, progress=progress, seed=seed, checkpoint=ckpt)
-        wall = time.perf_counter() - t0
-        per_seed[str(seed)] = {
+        result = train(run.config, device=dev, progress=progress, seed=run.seed, checkpoint=ckpt)
+        entry = {
+            "seed": run.seed,
             "history": result.history,
             "final": {k: v[-1] for k, v in result.history.items() if k.startswith("test_error")},
             "train_seconds": float(sum(result.history["seconds"])),
-            "wall_seconds_this_call": wall,
+            "wall_seconds_this_call": time.perf_counter() - t0,
+            "config": run.config.to_dict(),
         }
-        if seed in exp.keep_params:
-            save_params(out / f"seed{seed}.npz", result.model)
+        per_run[run.label] = entry
+        if run.keep:
+            save_params(_params_path(out, run.label), result.model)
     finals = {
-        k: [per_seed[str(s)]["final"][k] for s in exp.seeds]
-        for k in per_seed[str(exp.seeds[0])]["final"]
+        k: [r["final"][k] for r in per_run.values()] for k in next(iter(per_run.values()))["final"]
     }
     summary = {
         "name": name,
-        "config": config.to_dict(),
+        "config": base.to_dict(),
         "seeds": list(exp.seeds),
-        "kept": list(exp.keep_params),
-        "runs": per_seed,
+        "kept": [r.label for r in exp.runs() if r.keep],
+        "runs": per_run,
         "final_mean": {k: float(np.mean(v)) for k, v in finals.items()},
         "final_std": {k: float(np.std(v)) for k, v in finals.items()},
         "environment": _environment(dev),
@@ -184,34 +229,58 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
     return summary
 
 
-def run_credit(force=False, root=None, n_networks=10, seed=0):
-    """Category fractions and perturbation curves of every layer of the stored paper model."""
-    source = ANALYSES["credit"]
-    base = load_summary(source, root)
-    out = results_dir(root) / "credit" / "summary.json"
-    key = {"source_config": base["config"], "n_networks": n_networks, "seed": seed}
-    if not force and out.is_file():
-        old = json.loads(out.read_text())
-        if old.get("key") == key:
-            return old
+def _credit(source: str, root, n_networks: int = 10, seed: int = 0) -> dict:
+    """Category fractions, perturbation curves of every layer, 100 sampled sub-networks."""
     model = load_model(source, 0, root)
     x, y = load_mnist("test")
-    t0 = time.perf_counter()
-    summary = {
-        "name": "credit",
-        "key": key,
+    curves = [
+        analysis.perturbation_curves(model, x, y, l, n_networks=n_networks, seed=seed)
+        for l in range(len(model.layers))
+    ]
+    errors = analysis.subnetwork_errors(model, x, y, 100, torch.Generator().manual_seed(seed))
+    return {
         "fractions": analysis.category_fractions(model),
-        "perturbation": [
-            analysis.perturbation_curves(model, x, y, l, n_networks=n_networks, seed=seed)
-            for l in range(len(model.layers))
-        ],
-        "subnetwork_errors": analysis.subnetwork_errors(
-            model, x, y, 100, torch.Generator().manual_seed(seed)
-        ).tolist(),
-        "seconds": None,
-        "command": "python -m mfbook reproduce credit",
+        "perturbation": curves,
+        "subnetwork_errors": errors.tolist(),
     }
+
+
+def _entropy(source: str, root, n_samples: int = 200, seed: int = 0) -> dict:
+    """Per-layer entropy and category fractions of every stored run of a sweep."""
+    summary = load_summary(source, root)
+    out = {}
+    for label in summary["kept"]:
+        model = load_model(source, root=root, run=label)
+        out[label] = {
+            "n_train": summary["runs"][label].get("config", summary["config"])["n_train"],
+            "layer_entropy": analysis.layer_entropy(model, n_samples=n_samples, seed=seed),
+            "fractions": analysis.category_fractions(model),
+            "final": summary["runs"][label]["final"],
+        }
+    return {"runs": out}
+
+
+_ANALYSES = {"credit": (_credit, {"n_networks": 10, "seed": 0}), "entropy": (_entropy, {})}
+
+
+def run_analysis(name: str, force=False, root=None) -> dict:
+    """Compute (or reuse) analysis ``name`` from the stored models of its experiment."""
+    source = ANALYSES[name]
+    func, settings = _ANALYSES[name]
+    base = load_summary(source, root)
+    out = results_dir(root) / name / "summary.json"
+    key = {"source_config": base["config"], "source_runs": base["kept"], **settings}
+    if not force and out.is_file():
+        try:
+            old = json.loads(out.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("key") == key:
+            return old
+    t0 = time.perf_counter()
+    summary = {"name": name, "key": key, **func(source, root, **settings)}
     summary["seconds"] = time.perf_counter() - t0
+    summary["command"] = f"python -m mfbook reproduce {name}"
     _write_json(out, summary)
     return summary
 
@@ -224,11 +293,24 @@ def reproduce(name: str, force=False, device="auto", root=None, progress=True):
     """
     _checks.choice("name", name, names())
     if name in ANALYSES:
-        summary = run_credit(force=force, root=root)
+        summary = run_analysis(name, force=force, root=root)
     else:
         summary = run_experiment(name, force=force, device=device, root=root, progress=progress)
     write_index(root)
     return summary
+
+
+def _error_cells(finals: list[dict]) -> str:
+    cells = []
+    for key in ("test_error_sample", "test_error_mf", "test_error_mean"):
+        vals = [f[key] for f in finals if key in f]
+        if not vals:
+            cells.append("–")
+        elif len(vals) == 1:
+            cells.append(f"{100 * vals[0]:.2f}%")
+        else:
+            cells.append(f"{100 * np.mean(vals):.2f}% ± {100 * np.std(vals):.2f}%")
+    return " | ".join(cells)
 
 
 def write_index(root=None) -> Path:
@@ -237,31 +319,29 @@ def write_index(root=None) -> Path:
         "# Stored results",
         "",
         "Generated by `python -m mfbook reproduce NAME` from the `summary.json` files in this",
-        "folder; do not edit by hand. Test errors are means (and standard deviations) over seeds.",
+        "folder; do not edit by hand. Test errors at the last epoch: mean ± standard deviation",
+        "over seeds.",
         "",
-        "| name | seeds | one sampled sub-network | noisy mean-field | mean network "
-        "| train time per seed (s) | device |",
+        "| experiment | runs | one sampled sub-network | noisy mean-field | mean network "
+        "| train time per run (s) | device |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in EXPERIMENTS:
+    for name, exp in EXPERIMENTS.items():
         try:
             s = load_summary(name, root)
         except (FileNotFoundError, ValueError):
             continue
-        cells = []
-        for key in ("test_error_sample", "test_error_mf", "test_error_mean"):
-            if key in s["final_mean"]:
-                cells.append(
-                    f"{100 * s['final_mean'][key]:.2f}% ± {100 * s['final_std'][key]:.2f}%"
-                )
-            else:
-                cells.append("–")
-        secs = [r["train_seconds"] for r in s["runs"].values()]
         env = s["environment"]
         device = env.get("gpu", f"{env['device']} ({env['cpu_threads']} threads)")
-        lines.append(
-            f"| {name} | {len(s['seeds'])} | {' | '.join(cells)} | {np.mean(secs):.0f} | {device} |"
+        groups = (
+            [(f"{name} {label}", [r]) for label, r in s["runs"].items()]
+            if exp.n_train_sweep
+            else [(name, list(s["runs"].values()))]
         )
+        for title, runs in groups:
+            secs = np.mean([r["train_seconds"] for r in runs])
+            cells = _error_cells([r["final"] for r in runs])
+            lines.append(f"| {title} | {len(runs)} | {cells} | {secs:.0f} | {device} |")
     try:
         c = load_summary("credit", root)
         lines += ["", "## Credit assignment (paper preset, seed 0)", ""]
@@ -271,6 +351,23 @@ def write_index(root=None) -> Path:
                 f"| {l + 1} | {100 * f['vip']:.1f}% | {100 * f['uip']:.1f}% "
                 f"| {100 * f['variable']:.1f}% |"
             )
+    except (FileNotFoundError, ValueError):
+        pass
+    try:
+        e = load_summary("entropy", root)
+        lines += ["", "## Mean entropy per connection, by layer (deep sweep)", ""]
+        lines += [
+            "| training images | "
+            + " | ".join(
+                f"layer {l + 1}"
+                for l in range(len(next(iter(e["runs"].values()))["layer_entropy"]))
+            )
+            + " |"
+        ]
+        lines += ["|---" * (1 + len(next(iter(e["runs"].values()))["layer_entropy"])) + "|"]
+        for r in e["runs"].values():
+            cells = " | ".join(f"{v:.3f}" for v in r["layer_entropy"])
+            lines.append(f"| {r['n_train']} | {cells} |")
     except (FileNotFoundError, ValueError):
         pass
     path = results_dir(root) / "README.md"

@@ -18,8 +18,14 @@ TINY = preset("smoke").replace(name="tiny", epochs=1, n_train=600, n_test=300)
 def tiny(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(PRESETS, "tiny", TINY)
-    monkeypatch.setattr(reproduce, "EXPERIMENTS", {"tiny": reproduce.Experiment("tiny", (0, 1))})
-    monkeypatch.setattr(reproduce, "ANALYSES", {"credit": "tiny"})
+    experiments = {
+        "tiny": reproduce.Experiment("tiny", (0, 1)),
+        "sweep": reproduce.Experiment(
+            "tiny", changes=(("name", "sweep"),), n_train_sweep=(300, 600)
+        ),
+    }
+    monkeypatch.setattr(reproduce, "EXPERIMENTS", experiments)
+    monkeypatch.setattr(reproduce, "ANALYSES", {"credit": "tiny", "entropy": "sweep"})
     return tmp_path / "results"
 
 
@@ -53,6 +59,26 @@ def test_credit_analysis_reads_the_stored_model(tiny):
     assert all(sum(f.values()) == pytest.approx(1) for f in c["fractions"])
     assert set(c["perturbation"][0]) >= {"fraction", "error_vip", "error_random", "error_uip"}
     assert len(c["subnetwork_errors"]) == 100
+
+
+def test_sweep_and_entropy_analysis(tiny):
+    s = reproduce.reproduce("sweep", root=tiny, progress=False)
+    assert set(s["runs"]) == {"n300", "n600"}
+    assert s["runs"]["n600"]["config"]["n_train"] == 600
+    assert sorted(p.name for p in (tiny / "sweep").iterdir()) == [
+        "n300.npz",
+        "n600.npz",
+        "summary.json",
+    ]
+    model = reproduce.load_model("sweep", root=tiny, run="n600")
+    assert model.sizes == list(TINY.sizes)
+    e = reproduce.reproduce("entropy", root=tiny)
+    assert [r["n_train"] for r in e["runs"].values()] == [300, 600]
+    assert all(len(r["layer_entropy"]) == len(TINY.sizes) - 1 for r in e["runs"].values())
+    index = (tiny / "README.md").read_text()
+    assert "| sweep n300 | 1 |" in index and "| 600 |" in index
+    with pytest.raises(ValueError, match="no stored parameters for run 'n900'"):
+        reproduce.load_model("sweep", root=tiny, run="n900")
 
 
 def test_corrupted_stored_results_give_clear_errors(tiny):
