@@ -69,9 +69,8 @@ def main(argv=None) -> int:
             root=args.results,
             progress=not args.quiet,
         )
-        print(
-            json.dumps({k: s[k] for k in ("final_mean", "final_std") if k in s} or s["fractions"])
-        )
+        keys = ("final_mean", "final_std", "fractions", "seconds")
+        print(json.dumps({"name": args.name, **{k: s[k] for k in keys if k in s}}))
     elif args.command == "data":
         from mfbook.data import prepare_mnist
 
