@@ -43,36 +43,42 @@ class Forward(NamedTuple):
 def mean_and_variance(pi, m, xi):
     """mu = (1 - pi) m and Var[w] = rho - mu^2 = (1 - pi)(xi + pi m^2) (chapter 1)."""
     one_minus_pi = 1 - pi
-    return one_minus_pi * m, one_minus_pi * (xi + pi * m * m)
+    return one_minus_pi * m, one_minus_pi * torch.addcmul(xi, pi * m, m)
 
 
-def layer_moments(h, mu, var):
+def layer_moments(h, mu, var, h2=None):
     """G = h mu^T / sqrt(N) and Delta = sqrt(h^2 var^T / N) (chapter 2); no input checks."""
     n = h.shape[1]
+    h2 = h * h if h2 is None else h2
     G = h @ mu.T / math.sqrt(n)
-    Delta = ((h * h) @ var.T / n).sqrt()
+    Delta = (h2 @ var.T / n).sqrt()
     return G, Delta
 
 
-def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
+def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True, cache=None):
     """gBP through one layer: given K = dC/dz, return (dC/dh or None, d_pi, d_m, d_xi).
 
-    Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. No input checks: callers validate.
+    Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. ``cache`` = (mu, var, h^2) from the
+    forward pass, recomputed when not given. No input checks: callers validate.
     """
     n = h.shape[1]
-    mu, var = mean_and_variance(pi, m, xi)
+    mu, var, h2 = cache if cache is not None else (*mean_and_variance(pi, m, xi), h * h)
     alive = Delta > 0
     # Q = dC/d(Delta^2) per example and unit; 0 where Delta = 0 (the variance path is switched off).
     Q = torch.where(alive, K * eps / (2 * torch.where(alive, Delta, 1)), 0)
-    h2 = h * h
-    d_mu = K.T @ h / math.sqrt(n)
-    d_var = Q.T @ h2 / n
-    d_m = (1 - pi) * d_mu + 2 * pi * (1 - pi) * m * d_var
-    d_xi = (1 - pi) * d_var
-    d_pi = -m * d_mu + ((1 - 2 * pi) * m * m - xi) * d_var
+    # The 1/sqrt(N) and 1/N factors go on the (B, N_out) signals, not on (N_out, N_in) matrices.
+    K = K / math.sqrt(n)
+    Q = Q / n
+    d_mu = K.T @ h  # dC/dmu
+    d_var = Q.T @ h2  # dC/dVar
+    one_minus_pi, pi_m = 1 - pi, pi * m
+    d_m = one_minus_pi * torch.addcmul(d_mu, pi_m, d_var, value=2)  # (1-pi)(d_mu + 2 pi m d_var)
+    d_xi = one_minus_pi * d_var
+    # -m d_mu + ((1 - 2 pi) m^2 - xi) d_var
+    d_pi = torch.addcmul((m * torch.add(m, pi_m, alpha=-2) - xi) * d_var, m, d_mu, value=-1)
     dh = None
     if need_input_grad:
-        dh = K @ mu / math.sqrt(n) + 2 * h * (Q @ var) / n
+        dh = torch.addcmul(K @ mu, h, Q @ var, value=2)  # K mu / sqrt(N) + 2 h (Q var) / N
     return dh, d_pi, d_m, d_xi
 
 
@@ -138,7 +144,7 @@ def _forward(params, x, eps) -> Forward:
     hs, Gs, Deltas, zs = [x], [], [], []
     for l, ((pi, m, xi), e) in enumerate(zip(params, eps, strict=True)):
         G, Delta = layer_moments(hs[-1], *mean_and_variance(pi, m, xi))
-        z = G + e * Delta
+        z = torch.addcmul(G, e, Delta)  # G + eps * Delta
         Gs.append(G)
         Deltas.append(Delta)
         zs.append(z)

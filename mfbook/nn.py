@@ -28,15 +28,17 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps):
-        G, Delta = gbp.layer_moments(h, *gbp.mean_and_variance(pi, m, xi))
-        ctx.save_for_backward(h, pi, m, xi, eps, Delta)
-        return G + eps * Delta
+        mu, var = gbp.mean_and_variance(pi, m, xi)
+        h2 = h * h
+        G, Delta = gbp.layer_moments(h, mu, var, h2)
+        ctx.save_for_backward(h, pi, m, xi, eps, Delta, mu, var, h2)
+        return torch.addcmul(G, eps, Delta)
 
     @staticmethod
     def backward(ctx, K):
-        h, pi, m, xi, eps, Delta = ctx.saved_tensors
+        h, pi, m, xi, eps, Delta, *cache = ctx.saved_tensors
         dh, d_pi, d_m, d_xi = gbp.layer_backward(
-            K, h, pi, m, xi, eps, Delta, need_input_grad=ctx.needs_input_grad[0]
+            K, h, pi, m, xi, eps, Delta, need_input_grad=ctx.needs_input_grad[0], cache=cache
         )
         return dh, d_pi, d_m, d_xi, None
 

@@ -165,7 +165,8 @@ def make_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.Adam:
         groups = [{"params": list(model.weights)}]
     else:  # one group per kind of parameter, as in the reference code
         groups = [{"params": [getattr(lay, k) for lay in model.layers]} for k in ("pi", "m", "xi")]
-    return torch.optim.Adam(groups, lr=lr, betas=config.adam_betas, eps=config.adam_eps)
+    # fused: one kernel per step instead of a dozen elementwise passes (CPU and CUDA)
+    return torch.optim.Adam(groups, lr=lr, betas=config.adam_betas, eps=config.adam_eps, fused=True)
 
 
 def _decayed(model, config: TrainConfig) -> list[torch.Tensor]:
