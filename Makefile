@@ -58,6 +58,17 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# Course assignments (book/assignments/): `make student` regenerates the student notebooks from
+# the masters; `make grade SUBMISSIONS=path` grades path/<student>/<assignment>.ipynb into GRADES.
+GRADES ?= grades.csv
+.PHONY: student grade
+student: $(STAMP)
+	$(BIN)/python -m mfbook assign student
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [GRADES=grades.csv]"; exit 1; }
+	$(BIN)/python -m mfbook assign grade "$(SUBMISSIONS)" --out "$(GRADES)"
+
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 

@@ -34,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="fetch/verify MNIST into the local cache")
     d.add_argument("--root", default=None, help="cache folder (default $MFBOOK_DATA or ~/.cache)")
+
+    a = sub.add_parser("assign", help="course assignments: student versions and grading")
+    a_sub = a.add_subparsers(dest="assign_command", required=True)
+    a_sub.add_parser("student", help="regenerate book/assignments/*.ipynb from the masters")
+    g = a_sub.add_parser("grade", help="grade SUBMISSIONS/<student>/<assignment>.ipynb into a CSV")
+    g.add_argument("submissions", help="folder with one subfolder of notebooks per student")
+    g.add_argument("--out", default="grades.csv", help="the CSV to write (default grades.csv)")
+    g.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
+    g.add_argument("--jobs", type=int, default=1, help="notebooks graded at a time (default 1)")
     return p
 
 
@@ -75,6 +84,21 @@ def main(argv=None) -> int:
         from mfbook.data import prepare_mnist
 
         print(prepare_mnist(root=args.root))
+    elif args.command == "assign":
+        from mfbook import assignments
+
+        if args.assign_command == "student":
+            for path in assignments.generate_all():
+                print(path.relative_to(assignments.ROOT))
+        else:
+            rows = assignments.grade_folder(
+                args.submissions, csv_path=args.out, timeout=args.timeout, jobs=args.jobs
+            )
+            for row in rows:
+                print(
+                    f"{row['student']:<20} {row['assignment']:<24} {row['total']:g}/{row['max']:g}"
+                )
+            print(f"wrote {args.out}")
     return 0
 
 

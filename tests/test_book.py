@@ -29,7 +29,7 @@ BOOK = ROOT / "book"
 BUILD = ROOT / "_build" / "html"
 PAGE_SUFFIXES = (".md", ".ipynb", ".rst")
 # Folders under book/ whose files are not pages of the book, or not necessarily listed in the toc.
-NOT_PAGES = {"_build", "_static", "_tools", ".ipynb_checkpoints", "assignments", "results"}
+NOT_PAGES = {"_build", "_static", "_tools", ".ipynb_checkpoints", "master", "results"}
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
