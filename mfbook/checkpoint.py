@@ -37,6 +37,9 @@ def save_checkpoint(path: str | Path, **state) -> Path:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "mfbook": mfbook.__version__}
     payload.update(state)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # the usual permissions, not mkstemp's owner-only ones
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)

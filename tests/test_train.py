@@ -206,3 +206,13 @@ def test_bad_arguments_are_named():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_checkpoint_gets_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = ckpt_mod.save_checkpoint(tmp_path / "c.pt", **_minimal_state())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
