@@ -508,3 +508,23 @@ def test_search_finds_the_introduction(built_pages, server, tmp_path):
     results = re.findall(r'<ul class="search">(.*?)</ul>', dom, flags=re.S)
     assert results, "the search page showed no result list"
     assert _root_page() in results[0], "searching for 'credit' did not find the introduction"
+
+
+def test_every_chapter_in_the_toc_is_run_by_nbval():
+    """`make notebooks` runs book/*.ipynb; a chapter elsewhere would be built but never tested."""
+    import re
+
+    makefile = (ROOT / "Makefile").read_text(encoding="utf8")
+    assert re.search(r"^NOTEBOOKS := \$\(wildcard book/\*\.ipynb\)$", makefile, re.M)
+    assert re.search(r"^notebooks:.*\n(?:.*\n)*?.*--nbval-lax \$\(NOTEBOOKS\)", makefile, re.M)
+    assert re.search(r"^test: .*\bnotebooks\b", makefile, re.M)
+    run_by_nbval = {p.resolve() for p in BOOK.glob("*.ipynb")}
+    chapters = [
+        p
+        for e in _toc_entries(_read_yaml("_toc.yml"))
+        for p in _resolve(e)
+        if p.suffix == ".ipynb" and "assignments" not in p.relative_to(BOOK).parts
+    ]
+    assert chapters, "no chapter notebooks in the toc"
+    missed = [str(p.relative_to(ROOT)) for p in chapters if p.resolve() not in run_by_nbval]
+    assert not missed, f"chapters in the book that `make notebooks` does not run: {missed}"
