@@ -1,0 +1,179 @@
+"""Figure functions and the perturbation explorer of chapters 4 and 5, headless."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from mfbook import analysis, plots, widgets  # noqa: E402
+from mfbook.nn import MeanFieldMLP  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_open_figures():
+    plt.close("all")
+    yield
+    assert plt.get_fignums() == [], "a test left a figure open"
+
+
+def _labels(fig: Figure) -> str:
+    parts = [fig.get_suptitle()] if hasattr(fig, "get_suptitle") else []
+    for ax in fig.axes:
+        parts += [ax.get_xlabel(), ax.get_ylabel(), ax.get_title()]
+    return " ".join(p for p in parts if p)
+
+
+def _close(fig):
+    assert isinstance(fig, Figure)
+    fig.canvas.draw()  # renders every artist (mathtext included) without a display
+    plt.close(fig)
+
+
+def _tiny_model(seed=0):
+    """A 784-6-3 ensemble with some exact VIP (pi = xi = 0) and UIP (pi = 1) connections."""
+    gen = torch.Generator().manual_seed(seed)
+    model = MeanFieldMLP([784, 6, 3])
+    model.reset_parameters(gen)
+    with torch.no_grad():
+        for lay in model.layers:
+            u = torch.rand(lay.pi.shape, generator=gen)
+            lay.pi.copy_(torch.rand(lay.pi.shape, generator=gen))
+            lay.pi[u < 0.3] = 0.0
+            lay.xi[u < 0.3] = 0.0  # VIP
+            lay.pi[u > 0.8] = 1.0  # UIP
+            lay.m.mul_(30.0)
+    return model
+
+
+def test_digit_grid_titles_are_labels():
+    x = torch.rand(6, 784)
+    y = torch.arange(6)
+    fig = plots.digit_grid(x, y, n_rows=2, n_cols=3)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"label {k}" for k in range(6)]
+    assert fig.get_supxlabel() and fig.get_supylabel()
+    _close(fig)
+
+
+def test_error_curves_band_only_for_several_runs():
+    runs = np.array([[0.5, 0.2, 0.1], [0.4, 0.25, 0.12]])
+    fig = plots.error_curves({"gBP": runs, "one run": runs[0]}, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "epoch" and "test error (%)" in ax.get_ylabel()
+    assert len(ax.collections) == 1  # one +-std band, for the entry with two runs
+    assert np.allclose(ax.lines[0].get_ydata(), 100 * runs.mean(0))
+    assert "2 runs" in ax.get_legend().get_texts()[0].get_text()
+    _close(fig)
+
+
+def test_parameter_histograms_report_exact_values():
+    model = _tiny_model()
+    fig = plots.parameter_histograms(model.params())
+    assert len(fig.axes) == 6
+    text = _labels(fig)
+    for symbol in (r"$\pi$", "$m$", r"$\Xi$", "connections", "layer 2"):
+        assert symbol in text
+    pi = model.layers[0].pi.detach()
+    notes = fig.axes[0].texts[0].get_text()
+    assert f"= 1$: {100 * float((pi == 1).double().mean()):.1f}%" in notes
+    _close(fig)
+
+
+def test_pixel_maps_and_unit_counts():
+    maps = {"a": torch.rand(784), "b": np.arange(784)}
+    mask = np.zeros(784, dtype=bool)
+    mask[:28] = True
+    fig = plots.pixel_maps(maps, mask=mask, colorbar_labels=["x", "y"])
+    text = _labels(fig)
+    assert "pixel column" in text and "pixel row" in text and "a" in text
+    _close(fig)
+    fig = plots.unit_counts([3, 0, 5], highlight=[True, False, False], label="dead")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "hidden unit $i$" and ax.get_ylabel() == "VIP connections"
+    assert [p.get_height() for p in ax.patches[:3]] == [3, 0, 5]
+    _close(fig)
+
+
+def test_receptive_fields():
+    model = _tiny_model()
+    cats = model.layers[0].spike_slab().categories()
+    fig = plots.receptive_fields(
+        model.layers[0].m.detach(), cats.vip, cats.uip, [0, 2], inactive=torch.zeros(784).bool()
+    )
+    text = _labels(fig)
+    assert "unit 0" in text and "unit 2" in text and "$m$" in text and "kind" in text
+    _close(fig)
+
+
+def test_perturbation_panels_from_analysis():
+    model = _tiny_model()
+    x = torch.rand(40, 784)
+    y = torch.randint(0, 3, (40,))
+    curves = [
+        analysis.perturbation_curves(model, x, y, l, fractions=(0.0, 1.0), n_networks=2)
+        for l in range(2)
+    ]
+    fig = plots.perturbation_panels(curves)
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "fraction $f$" and "test error" in ax.get_ylabel()
+    assert len(ax.lines) == 3
+    assert np.allclose(ax.lines[0].get_ydata(), 100 * np.array(curves[0]["error_vip"]))
+    _close(fig)
+
+
+def test_error_strip():
+    fig = plots.error_strip({"a": [0.1, 0.2], "b": torch.tensor([0.3])})
+    ax = fig.axes[0]
+    assert "test error" in ax.get_xlabel() and ax.get_ylabel() == "network"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    _close(fig)
+
+
+def test_perturbation_explorer_updates_and_matches_the_analysis():
+    model = _tiny_model()
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(60, 784, generator=gen)
+    y = torch.randint(0, 3, (60,), generator=gen)
+    explorer = widgets.perturbation_explorer(model, x, y, fraction=0.0, n_networks=3)
+    before = explorer.text.value
+    assert "layer 1" in before and " 0 VIP connections" in before
+    assert explorer.image.value[:4] == b"\x89PNG"
+    explorer.sliders["fraction"].value = 1.0  # the observer calls update()
+    after = explorer.text.value
+    assert after != before
+    n_vip = int(model.layers[0].spike_slab().categories().vip.sum())
+    assert f"{n_vip} VIP connections" in after
+    # the same numbers as the analysis for the same seed
+    curve = analysis.perturbation_curves(model, x, y, 0, fractions=(1.0,), n_networks=3)
+    assert f"{100 * curve['error_vip'][0]:.2f}%" in after
+    explorer.sliders["kind"].value = "uip"
+    explorer.sliders["layer"].value = 1
+    assert "layer 2, switch on UIP" in explorer.text.value
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"layer": 2}, ValueError, "layer must be"),
+        ({"kind": "all"}, ValueError, "kind must be one of"),
+        ({"fraction": 1.5}, ValueError, "fraction must lie in"),
+        ({"fraction": "1"}, TypeError, "fraction must be a number"),
+        ({"n_networks": 0}, ValueError, "n_networks must be"),
+    ],
+)
+def test_perturbation_explorer_rejects_bad_input(kwargs, error, match):
+    x, y = torch.rand(4, 784), torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(error, match=match):
+        widgets.perturbation_explorer(_tiny_model(), x, y, **kwargs)
+
+
+def test_perturbation_explorer_needs_a_mean_field_model():
+    with pytest.raises(TypeError, match="MeanFieldMLP"):
+        widgets.perturbation_explorer(torch.nn.Linear(784, 3), torch.rand(2, 784), torch.zeros(2))

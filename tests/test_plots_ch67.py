@@ -1,0 +1,143 @@
+"""Figure functions of chapters 6 and 7, headless, on small synthetic inputs."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from mfbook import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_open_figures():
+    plt.close("all")
+    yield
+    assert plt.get_fignums() == [], "a test left a figure open"
+
+
+def _labels(fig: Figure) -> str:
+    return " ".join(
+        text
+        for ax in fig.axes
+        for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())
+        if text
+    )
+
+
+def _close(fig):
+    assert isinstance(fig, Figure)
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), "every panel needs both axis labels"
+    fig.canvas.draw()  # renders every artist (mathtext included) without a display
+    plt.close(fig)
+
+
+def test_subnetwork_error_histogram_in_percent(gen):
+    errors = 0.035 + 0.002 * torch.randn(100, generator=gen)
+    fig = plots.subnetwork_error_histogram(
+        {"stored": errors, "live": errors[:10]}, {"mean network": 0.034}
+    )
+    ax = fig.axes[0]
+    assert "%" in ax.get_xlabel()
+    # the reference line sits at the error in percent
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(3.4)
+    assert len(ax.patches) == 2  # one step histogram per set of errors
+    assert "n = 100" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    _close(fig)
+
+
+def test_subnetwork_error_histogram_rejects_empty():
+    with pytest.raises(ValueError, match="errors must be a non-empty mapping"):
+        plots.subnetwork_error_histogram({})
+
+
+def test_presence_difference_bars_and_markers():
+    measured = [
+        {"VIP": 0.0, "UIP": 0.0, "variable": 0.3},
+        {"VIP": 0.0, "UIP": 0.0, "variable": 0.2},
+    ]
+    predicted = [
+        {"VIP": 0.0, "UIP": 0.0, "variable": 0.31},
+        {"VIP": 0.0, "UIP": 0.0, "variable": 0.19},
+    ]
+    fig = plots.presence_difference(measured, predicted)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 6  # 2 layers x 3 categories
+    assert sorted(p.get_height() for p in ax.patches)[-2:] == [0.2, 0.3]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 1", "layer 2"]
+    assert "$l$" in _labels(fig)
+    _close(fig)
+
+
+def test_presence_difference_rejects_mismatch():
+    with pytest.raises(ValueError, match="one mapping per layer"):
+        plots.presence_difference([{"a": 0.1}], [])
+
+
+def test_ensemble_error_vs_k_log2_axis():
+    K = np.array([1, 2, 4, 8])
+    mean = np.array([0.04, 0.035, 0.033, 0.032])
+    fig = plots.ensemble_error_vs_k(
+        K, {"sampled": (mean, 0.001 * np.ones(4)), "mf": (mean + 0.001, None)}, {"mean": 0.034}
+    )
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert "$K$" in ax.get_xlabel() and "%" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(4.0)
+    _close(fig)
+
+
+def test_entropy_profiles_one_line_per_size():
+    fig = plots.entropy_profiles({"10k": [-1.0, -0.5, -0.7, -0.9], "20k": [-1.1, -0.4, -0.6, -1.0]})
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2
+    assert list(ax.lines[1].get_xdata()) == [1, 2, 3, 4]
+    assert "nats" in ax.get_ylabel() and "$l$" in ax.get_xlabel()
+    _close(fig)
+
+
+def test_entropy_profiles_rejects_empty():
+    with pytest.raises(ValueError, match="profiles"):
+        plots.entropy_profiles({})
+
+
+def test_parameter_distributions_point_masses(gen):
+    pi = torch.rand(50, 40, generator=gen)
+    pi[:10] = 0.0
+    pi[-5:] = 1.0
+    xi = torch.rand(50, 40, generator=gen) * 0.01
+    xi[:20] = 0.0
+    fig = plots.parameter_distributions([pi, pi.T], [xi, torch.zeros(40, 50)])
+    left, right = fig.axes
+    # the ECDF of pi reaches the fraction of exact zeros at pi = 0 and 1 at pi = 1
+    x, y = left.lines[0].get_xdata(), left.lines[0].get_ydata()
+    assert y[np.searchsorted(x, 0.0, side="right") - 1] == pytest.approx(0.2)
+    assert y[-1] == 1.0
+    legend = " ".join(t.get_text() for t in right.get_legend().get_texts())
+    assert "40%" in legend and "100%" in legend  # fractions of Xi == 0 per layer
+    assert right.get_xscale() == "log"
+    _close(fig)
+
+
+def test_parameter_distributions_rejects_mismatch():
+    with pytest.raises(ValueError, match="one tensor per layer"):
+        plots.parameter_distributions([torch.zeros(2, 2)], [])
+
+
+def test_correlation_check_diagonal_and_shapes(gen):
+    p = torch.rand(30, generator=gen)
+    fig = plots.correlation_check(p, {"sampled": p + 0.01, "mf": torch.zeros(30)})
+    ax = fig.axes[0]
+    diag = ax.lines[0]
+    assert list(diag.get_xdata()) == list(diag.get_ydata())
+    assert "correlation" in ax.get_xlabel() and "correlation" in ax.get_ylabel()
+    _close(fig)
+    with pytest.raises(ValueError, match="has 3 values"):
+        plots.correlation_check(p, {"bad": torch.zeros(3)})
+    plt.close("all")
