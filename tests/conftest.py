@@ -1,7 +1,11 @@
 """Shared fixtures: small random spike-and-slab networks in float64."""
 
-import pytest
-import torch
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are drawn, never shown
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def random_params(sizes, generator, dtype=torch.float64, pi_edges=True):

@@ -1,37 +1,16 @@
 """Figure functions and the perturbation explorer of chapters 4 and 5, headless."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from figures import close_figure, no_open_figures  # noqa: F401 (autouse fixture)
+from figures import figure_text as _labels
 
-matplotlib.use("Agg")
+from mfbook import analysis, plots, widgets
+from mfbook.nn import MeanFieldMLP
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mfbook import analysis, plots, widgets  # noqa: E402
-from mfbook.nn import MeanFieldMLP  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    plt.close("all")
-    yield
-    assert plt.get_fignums() == [], "a test left a figure open"
-
-
-def _labels(fig: Figure) -> str:
-    parts = [fig.get_suptitle()] if hasattr(fig, "get_suptitle") else []
-    for ax in fig.axes:
-        parts += [ax.get_xlabel(), ax.get_ylabel(), ax.get_title()]
-    return " ".join(p for p in parts if p)
-
-
-def _close(fig):
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()  # renders every artist (mathtext included) without a display
-    plt.close(fig)
+_close = close_figure
 
 
 def _tiny_model(seed=0):

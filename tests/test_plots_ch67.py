@@ -1,40 +1,17 @@
 """Figure functions of chapters 6 and 7, headless, on small synthetic inputs."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from figures import close_figure, no_open_figures  # noqa: F401 (autouse fixture)
+from figures import figure_text as _labels
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mfbook import plots  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    plt.close("all")
-    yield
-    assert plt.get_fignums() == [], "a test left a figure open"
-
-
-def _labels(fig: Figure) -> str:
-    return " ".join(
-        text
-        for ax in fig.axes
-        for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())
-        if text
-    )
+from mfbook import plots
 
 
 def _close(fig):
-    assert isinstance(fig, Figure)
-    for ax in fig.axes:
-        assert ax.get_xlabel() and ax.get_ylabel(), "every panel needs both axis labels"
-    fig.canvas.draw()  # renders every artist (mathtext included) without a display
-    plt.close(fig)
+    close_figure(fig, axis_labels=True)
 
 
 def test_subnetwork_error_histogram_in_percent(gen):

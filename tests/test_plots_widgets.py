@@ -1,39 +1,15 @@
 """Figure functions and widget explorers (chapters 1 and 2), headless."""
 
-import matplotlib
+import ipywidgets
+import pytest
+import torch
+from figures import close_figure, no_open_figures  # noqa: F401 (autouse fixture)
+from figures import figure_text as _labels
 
-matplotlib.use("Agg")
+from mfbook import plots, widgets
+from mfbook.spike_slab import SpikeSlab
 
-import ipywidgets  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mfbook import plots, widgets  # noqa: E402
-from mfbook.spike_slab import SpikeSlab  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    plt.close("all")
-    yield
-    assert plt.get_fignums() == [], "a test left a figure open"
-
-
-def _labels(fig: Figure) -> str:
-    return " ".join(
-        text
-        for ax in fig.axes
-        for text in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title())
-        if text
-    )
-
-
-def _close(fig):
-    assert isinstance(fig, Figure)
-    fig.canvas.draw()  # renders every artist (mathtext included) without a display
-    plt.close(fig)
+_close = close_figure
 
 
 def test_spike_slab_distribution_labels_and_samples(gen):
