@@ -216,3 +216,15 @@ def test_checkpoint_gets_the_usual_file_permissions(tmp_path):
     os.umask(umask)
     path = ckpt_mod.save_checkpoint(tmp_path / "c.pt", **_minimal_state())
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
+    path = tmp_path / "run.pt"
+    train(SMOKE.replace(epochs=1), device="cpu", progress=False, checkpoint=path)
+    state = ckpt_mod.load_checkpoint(path)
+    state["config"]["sizes"] = [784, 16, 10]  # parameters of 784-32-10 under a 784-16-10 config
+    for key in ("format", "format_version", "mfbook"):
+        state.pop(key)
+    ckpt_mod.save_checkpoint(path, **state)
+    with pytest.raises(ValueError, match=r"does not match the architecture \(784, 16, 10\)"):
+        model_from_checkpoint(path)
