@@ -7,6 +7,8 @@ Inside the package the data is trusted.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -74,3 +76,20 @@ def choice(name: str, value, options: tuple[str, ...]) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
+
+
+def spike_slab_scalars(pi, m, xi) -> tuple[float, float, float]:
+    """Validate the scalar spike-and-slab parameters a reader may type into a plot or widget."""
+    values = []
+    for name, value in (("pi", pi), ("m", m), ("xi", xi)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        values.append(float(value))
+    pi, m, xi = values
+    if not 0.0 <= pi <= 1.0:
+        raise ValueError(f"pi must lie in [0, 1] (probability the connection is absent), got {pi}")
+    if xi < 0.0:
+        raise ValueError(f"xi must be >= 0 (the slab variance), got {xi}")
+    return pi, m, xi

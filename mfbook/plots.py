@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mfbook import _checks
+
 #: Colours used throughout: readable on a white figure in both light and dark page themes.
 SPIKE_COLOUR = "tab:red"
 SLAB_COLOUR = "tab:blue"
@@ -27,23 +29,6 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def _check_params(pi, m, xi) -> tuple[float, float, float]:
-    """Validate the scalar spike-and-slab parameters a reader may type into a plot or widget."""
-    values = []
-    for name, value in (("pi", pi), ("m", m), ("xi", xi)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        values.append(float(value))
-    pi, m, xi = values
-    if not 0.0 <= pi <= 1.0:
-        raise ValueError(f"pi must lie in [0, 1] (probability the connection is absent), got {pi}")
-    if xi < 0.0:
-        raise ValueError(f"xi must be >= 0 (the slab variance), got {xi}")
-    return pi, m, xi
-
-
 def spike_slab_distribution(
     pi: float, m: float, xi: float, samples: torch.Tensor | None = None
 ) -> Figure:
@@ -54,7 +39,7 @@ def spike_slab_distribution(
     (a 1-D tensor of draws), the histogram of the non-zero draws (scaled so that its area is the
     fraction of non-zero draws) and the fraction of exact zeros are added.
     """
-    pi, m, xi = _check_params(pi, m, xi)
+    pi, m, xi = _checks.spike_slab_scalars(pi, m, xi)
     fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
     spread = math.sqrt(xi) if xi > 0 else 0.1
     lo, hi = min(0.0, m) - 4 * spread, max(0.0, m) + 4 * spread

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from mfbook import plots
+from mfbook import _checks, plots
 from mfbook.moments import gaussian_ks_distance, preactivation_moments, sample_preactivations
 from mfbook.spike_slab import SpikeSlab
 
@@ -62,12 +62,6 @@ def _slider(description: str, value: float, lo: float, hi: float, step: float) -
     )
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def spike_slab_explorer(
     pi: float = 0.3, m: float = 0.5, xi: float = 0.04, n_samples: int = 20_000, seed: int = 0
 ) -> Explorer:
@@ -76,8 +70,8 @@ def spike_slab_explorer(
     The text panel shows mu, rho and Var[w] from the formulas of :class:`SpikeSlab` next to the
     same quantities estimated from ``n_samples`` draws (seeded by ``seed``).
     """
-    pi, m, xi = plots._check_params(pi, m, xi)
-    n_samples = _positive_int("n_samples", n_samples)
+    pi, m, xi = _checks.spike_slab_scalars(pi, m, xi)
+    n_samples = _checks.positive_int("n_samples", n_samples)
     if not (-2.0 <= m <= 2.0 and xi <= 1.0):
         raise ValueError(f"the sliders cover m in [-2, 2] and xi in [0, 1], got m={m}, xi={xi}")
 
@@ -132,7 +126,7 @@ def clt_explorer(
         raise ValueError(f"pi must lie in [0, 0.99] (so that some connection is present), got {pi}")
     if not 0.0 < active <= 1.0:
         raise ValueError(f"active (fraction of non-zero inputs) must lie in (0, 1], got {active}")
-    n_networks = _positive_int("n_networks", n_networks)
+    n_networks = _checks.positive_int("n_networks", n_networks)
 
     def draw(n_in, pi, active):
         gen = torch.Generator().manual_seed(seed)
@@ -209,7 +203,7 @@ def perturbation_explorer(
         raise TypeError(f"fraction must be a number in [0, 1], got {type(fraction).__name__}")
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
-    n_networks = _positive_int("n_networks", n_networks)
+    n_networks = _checks.positive_int("n_networks", n_networks)
     pools = []
     for lay in model.layers:
         cats = lay.spike_slab().categories()
