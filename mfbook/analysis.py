@@ -2,6 +2,7 @@
 
 * :func:`category_fractions`: VIP / UIP / variable fractions per layer;
 * :func:`perturbed`: a copy of the model with some connections removed or switched on;
+* :func:`removed`: a copy of the model without the connections of a given mask;
 * :func:`perturbation_curves`: the experiment of PAPER.md section 5, for any layer;
 * :func:`subnetwork_errors`: test errors of many sampled sub-networks;
 * :func:`layer_entropy`: mean per-connection entropy of every layer.
@@ -66,15 +67,31 @@ def perturbed(
         )
     order = torch.randperm(idx.numel(), generator=generator)
     chosen = idx[order[:count].to(idx.device)]
+    if kind != "uip":
+        mask = torch.zeros_like(pool)
+        mask[chosen] = True
+        return removed(model, l, mask.reshape(model.layers[l].pi.shape))
     new = copy.deepcopy(model)
     target = new.layers[l]
     pi, m, xi = (t.data.view(-1) for t in (target.pi, target.m, target.xi))
-    if kind == "uip":
-        pi[chosen] = 0.0
-        xi[chosen] = 0.0
-        m[chosen] = torch.randn(count, generator=generator, dtype=m.dtype).to(m.device)
-    else:
-        pi[chosen] = 1.0
+    pi[chosen] = 0.0
+    xi[chosen] = 0.0
+    m[chosen] = torch.randn(count, generator=generator, dtype=m.dtype).to(m.device)
+    return new
+
+
+@torch.no_grad()
+def removed(model: MeanFieldMLP, layer: int, mask: torch.Tensor) -> MeanFieldMLP:
+    """A copy of ``model`` with the connections of one layer where ``mask`` is True removed
+    (pi <- 1): they are absent from every sampled sub-network (chapter 5)."""
+    _check_model(model)
+    l = _layer_index(model, layer)
+    shape = model.layers[l].pi.shape
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != shape:
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(shape)}, got {got}")
+    new = copy.deepcopy(model)
+    new.layers[l].pi[mask.to(new.layers[l].pi.device)] = 1.0
     return new
 
 

@@ -228,6 +228,8 @@ class PlainMLP(nn.Module):
         return self.logits(x)
 
     def logits(self, x, *_, **__):
+        """Logits without input checks; the mean-field arguments (mode, eps, generator) are
+        accepted and ignored, so one training loop serves both models."""
         h = x
         for l, w in enumerate(self.weights):
             z = h @ w.T / math.sqrt(w.shape[1])

@@ -77,3 +77,18 @@ def test_bad_arguments_are_named(call, match, gen):
     model, _, _ = crafted_model(gen)
     with pytest.raises((ValueError, TypeError), match=match):
         call(model)
+
+
+def test_removed_takes_out_exactly_the_masked_connections(gen):
+    model, x, y = crafted_model(gen)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[0, :5] = True  # the VIP connections that read class 0
+    new = analysis.removed(model, 0, mask)
+    assert torch.equal(new.layers[0].pi.detach()[mask], torch.ones(5, dtype=torch.float64))
+    assert torch.equal(new.layers[0].pi.detach()[~mask], model.layers[0].pi.detach()[~mask])
+    assert float(model.layers[0].pi.detach()[0, 0]) == 0.0  # the original is untouched
+    before = analysis.subnetwork_errors(model, x, y, 20, torch.Generator().manual_seed(0))
+    after = analysis.subnetwork_errors(new, x, y, 20, torch.Generator().manual_seed(0))
+    assert float(after.mean()) > float(before.mean()) + 0.05  # class 0 is read by noise only
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(2, 20\)"):
+        analysis.removed(model, 0, mask.float())
