@@ -1,7 +1,8 @@
 """End-to-end epoch time and peak memory: the ``paper`` preset vs ``paper_bp``, same run.
 
-Usage: python benchmarks/bench_epochs.py [--device cpu|cuda] [--epochs N] [--memory]
-Epoch times are medians over the epochs after the first (warm-up), evaluation included.
+Usage: python benchmarks/bench_epochs.py [--device cpu|cuda] [--epochs N] [--memory] [--json PATH]
+Epoch times are medians over the epochs after the first (warm-up) of two runs of each preset,
+taken in turn (gbp, plain, gbp, plain), evaluation included.
 ``--memory`` trains one epoch of the ``full`` preset (gBP and plain) in child processes and
 prints their peak resident memory.
 """
@@ -13,7 +14,7 @@ import statistics
 import subprocess
 import sys
 
-from common import header
+from common import Report
 
 from mfbook.train import preset, resolve_device, train
 
@@ -28,9 +29,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def epoch_seconds(name: str, epochs: int, device) -> float:
+def epoch_seconds(name: str, epochs: int, device) -> list[float]:
     r = train(preset(name).replace(epochs=epochs), device=device, progress=False)
-    return statistics.median(r.history["seconds"][1:])
+    return r.history["seconds"][1:]
 
 
 def peak_rss_mb(name: str, device: str) -> float:
@@ -45,27 +46,34 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--epochs", type=int, default=11)
     p.add_argument("--memory", action="store_true")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
-    print(header(dev))
-    g = epoch_seconds("paper", args.epochs, dev)
-    b = epoch_seconds("paper_bp", args.epochs, dev)
-    print(
-        f"paper preset epoch (10k images, eval incl.)   gbp {g:.3f} s   plain {b:.3f} s   "
-        f"ratio {g / b:.2f}x"
-    )
-    print(
-        f"paper preset, 200 epochs, projected:          {200 * g:.0f} s; vs the reference numpy "
-        f"code's ~{REFERENCE_NUMPY_SECONDS_PER_EPOCH:.0f} s/epoch: "
-        f"{REFERENCE_NUMPY_SECONDS_PER_EPOCH / g:.0f}x faster (target >= 20x)"
+    report = Report(dev)
+    secs: dict[str, list[float]] = {"paper": [], "paper_bp": []}
+    for _ in range(2):
+        for name in secs:
+            secs[name] += epoch_seconds(name, args.epochs, dev)
+    g, b = (statistics.median(v) for v in secs.values())
+    report.ratio("paper-epoch", "paper preset epoch (10k images, eval incl.)", g, b)
+    speedup = REFERENCE_NUMPY_SECONDS_PER_EPOCH / g
+    report.value("paper-run-s", 200 * g, f"paper preset, 200 epochs, projected: {200 * g:.0f} s")
+    report.value(
+        "paper-speedup",
+        speedup,
+        f"vs the reference numpy code's ~{REFERENCE_NUMPY_SECONDS_PER_EPOCH:.0f} s/epoch: "
+        f"{speedup:.0f}x faster (target >= 20x{': OK' if speedup >= 20 else ': UNDER TARGET'})",
     )
     if args.memory:
         gm, bm = peak_rss_mb("full", str(dev)), peak_rss_mb("paper_bp", str(dev))
         verdict = "OK" if gm <= 1536 else "OVER TARGET"
-        print(
+        report.value(
+            "full-rss-mb",
+            gm,
             f"peak RSS, one epoch: full preset gbp {gm:.0f} MB (target <= 1536 MB: {verdict}); "
-            f"paper_bp {bm:.0f} MB; ratio {gm / bm:.2f}x"
+            f"paper_bp {bm:.0f} MB",
         )
+    report.save(args.json)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Training-step and inference cost of gBP against plain backprop, same shapes, same run.
 
-Usage: python benchmarks/bench_steps.py [--device cpu|cuda] [--repeats N]
-Prints, for each case, the median gBP time, the plain-backprop time and their ratio.
+Usage: python benchmarks/bench_steps.py [--device cpu|cuda] [--repeats N] [--json PATH]
+Prints, for each case, the median gBP time, the plain-backprop time and their ratio; gBP and
+plain calls alternate, so both see the same load. Two extra lines per width separate out the
+cost of drawing the noise eps, which plain backprop does not pay: the noise draw alone, and the
+noisy forward pass with eps drawn beforehand.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import header, median_seconds, row
+from common import Report, paired_medians
 
 from mfbook.train import TrainConfig, build_model, make_optimizer, resolve_device, train_epoch
 
@@ -26,15 +29,24 @@ def step_fn(method: str, sizes, batch: int, device):
     return lambda: train_epoch(model, x, y, opt, config, 1e-3, order, noise)
 
 
-def infer_fn(method: str, mode: str, sizes, batch: int, device):
+def noise_fn(sizes, batch: int, device):
+    """Draw the eps of one noisy forward pass: (batch, N_l) for every layer."""
+    noise = torch.Generator(device=device).manual_seed(2)
+    return lambda: [torch.randn(batch, n, generator=noise, device=device) for n in sizes[1:]]
+
+
+def infer_fn(method: str, mode: str, sizes, batch: int, device, eps_given=False):
     config = TrainConfig(method=method, sizes=tuple(sizes))
     model = build_model(config, seed=0).to(device)
     x = torch.rand(batch, sizes[0], device=device)
     noise = torch.Generator(device=device).manual_seed(2)
+    eps = noise_fn(sizes, batch, device)() if eps_given else None
 
     @torch.no_grad()
     def run():
-        return model.logits(x, mode, generator=noise) if method == "gbp" else model.logits(x)
+        if method == "bp":
+            return model.logits(x)
+        return model.logits(x, mode, eps, generator=noise)
 
     return run
 
@@ -45,22 +57,36 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--large", type=int, nargs="*", default=[1000], help="hidden widths to add")
     p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--json", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    print(header(dev))
+    report = Report(dev)
     cases = [([784, 100, 100, 10], 2.5)] + [([784, w, w, 10], 2.2) for w in args.large]
     for sizes, target in cases:
         name = "-".join(map(str, sizes))
-        g = median_seconds(step_fn("gbp", sizes, args.batch, dev), args.repeats, sync=sync)
-        b = median_seconds(step_fn("bp", sizes, args.batch, dev), args.repeats, sync=sync)
-        print(row(f"train step {name}, batch {args.batch}", g, b, target))
+        fns = [step_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
+        fns.append(noise_fn(sizes, args.batch, dev))
+        g, b, noise = paired_medians(fns, args.repeats, sync=sync)
+        report.ratio(f"step-{sizes[1]}", f"train step {name}, batch {args.batch}", g, b, target)
+        report.ratio(f"step-noise-{sizes[1]}", "  of which: drawing eps alone", noise, b)
+    n = 10_000
     for sizes, _ in cases:
         name = "-".join(map(str, sizes))
-        plain = median_seconds(infer_fn("bp", "mean", sizes, 10_000, dev), args.repeats, sync=sync)
-        for mode in ("mean", "mf"):
-            g = median_seconds(infer_fn("gbp", mode, sizes, 10_000, dev), args.repeats, sync=sync)
-            print(row(f"inference ({mode}) {name}, batch 10000", g, plain, 2.2))
+        fns = [
+            infer_fn("bp", "mean", sizes, n, dev),
+            infer_fn("gbp", "mean", sizes, n, dev),
+            infer_fn("gbp", "mf", sizes, n, dev),
+            infer_fn("gbp", "mf", sizes, n, dev, eps_given=True),
+            noise_fn(sizes, n, dev),
+        ]
+        plain, mean, mf, mf_given, noise = paired_medians(fns, args.repeats, sync=sync)
+        w = sizes[1]
+        report.ratio(f"infer-mean-{w}", f"inference (mean) {name}, batch {n}", mean, plain, 2.2)
+        report.ratio(f"infer-mf-{w}", f"inference (mf) {name}, batch {n}", mf, plain, 2.2)
+        report.ratio(f"infer-mf-given-{w}", "  of which: the pass with eps given", mf_given, plain)
+        report.ratio(f"infer-noise-{w}", "  of which: drawing eps alone", noise, plain)
+    report.save(args.json)
 
 
 if __name__ == "__main__":

@@ -1,38 +1,54 @@
-"""Timing helpers for the benchmark scripts: medians of repeated runs, warm-up excluded."""
+"""Timing helpers for the benchmark scripts: paired medians, ratios, a JSON record of each run."""
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 import mfbook
 
 
-def median_seconds(fn, repeats: int = 20, warmup: int = 3, sync=None) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+def paired_medians(fns, repeats: int = 20, warmup: int = 3, sync=None) -> list[float]:
+    """Median wall time of each function, called in turn (a, b, a, b, ...) after ``warmup``
+    rounds, so that all of them see the same load on a shared machine: their ratio is robust."""
     for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            if sync:
+                sync()
+            t0 = time.perf_counter()
+            fn()
+            if sync:
+                sync()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def environment(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "mfbook": mfbook.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+    }
 
 
 def header(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    e = environment(device)
     return (
-        f"# mfbook {mfbook.__version__}, torch {torch.__version__}, python "
-        f"{platform.python_version()}, device {device} ({name or platform.machine()}), "
-        f"{torch.get_num_threads()} CPU threads"
+        f"# mfbook {e['mfbook']}, torch {e['torch']}, python {e['python']}, device {e['device']} "
+        f"({e['device_name']}), {e['cpu_threads']} CPU threads"
     )
 
 
@@ -44,3 +60,34 @@ def row(case: str, gbp_s: float, plain_s: float, target: float | None) -> str:
         f"{case:<46} gbp {1e3 * gbp_s:9.2f} ms   plain {1e3 * plain_s:9.2f} ms   "
         f"ratio {ratio:5.2f}x{limit}{verdict}"
     )
+
+
+class Report:
+    """Prints each measurement as it comes and keeps it for a JSON file (read by chapter 4)."""
+
+    def __init__(self, device: torch.device):
+        self.data = {"environment": environment(device), "rows": [], "values": {}}
+        print(header(device), flush=True)
+
+    def ratio(self, key: str, case: str, gbp_s: float, plain_s: float, target=None) -> None:
+        """One case: gBP time, plain-backprop time, their ratio and the target ratio."""
+        print(row(case, gbp_s, plain_s, target), flush=True)
+        self.data["rows"].append(
+            {
+                "key": key,
+                "case": case,
+                "gbp_s": gbp_s,
+                "plain_s": plain_s,
+                "ratio": gbp_s / plain_s,
+                "target": target,
+            }
+        )
+
+    def value(self, key: str, value: float, text: str) -> None:
+        """A single measured number (seconds, MB, ...) with the line that explains it."""
+        print(text, flush=True)
+        self.data["values"][key] = value
+
+    def save(self, path) -> None:
+        if path:
+            Path(path).write_text(json.dumps(self.data, indent=1) + "\n")

@@ -1,45 +1,159 @@
 """GPU check, sized for a few minutes on one accelerator: prints the numbers to record.
 
-Usage: python benchmarks/gpu_check.py > benchmarks/results/gpu-<card>.txt
-1. epoch time of the ``full`` preset (60k images, batch 500), after one warm-up epoch;
-2. training-step ratio gBP / plain backprop at width 4096, batch 4096 (target <= 2.2x);
-3. the CPU-sized step ratios of bench_steps.py, on the GPU.
+Usage: python benchmarks/gpu_check.py --json benchmarks/results/gpu-<card>.json \
+           > benchmarks/results/gpu-<card>.txt
+1. the CUDA-graph epochs (mfbook.graphs) against eager epochs on the GPU: same losses and
+   parameters up to float rounding;
+2. epoch time of the ``full`` preset (60k images, batch 500), graphed and eager, after a warm-up
+   epoch (target <= 0.1 s), and of the ``paper`` preset;
+3. training-step ratio gBP / plain backprop at width 4096, batch 4096 (target <= 2.2x), and at
+   the CPU benchmark's shapes, eager and graphed;
+4. inference ratios (mean and noisy mean-field forward) at batch 10,000.
+Each part reports its own failure and the others still run.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
+import time
+import traceback
 
 import torch
-from bench_steps import step_fn
-from common import header, median_seconds, row
+from bench_steps import infer_fn, step_fn
+from common import Report, paired_medians
 
-from mfbook.train import preset, train
+from mfbook.graphs import GraphedEpochs
+from mfbook.train import TrainConfig, build_model, preset, train
+
+CUDA = torch.device("cuda")
+report: Report
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check", file=sys.stderr)
-        return 1
-    dev = torch.device("cuda")
-    print(header(dev))
-    r = train(preset("full").replace(epochs=4), device=dev, progress=False)
-    secs = r.history["seconds"][1:]
-    print(
-        f"full preset epoch (after warm-up, eval incl.): median {statistics.median(secs):.3f} s "
-        f"over {len(secs)} epochs (target <= 0.1 s); test error after 4 epochs "
-        f"{r.history['test_error_sample'][-1]:.4f}"
-    )
+def part(title):
+    def wrap(fn):
+        def run():
+            print(f"\n## {title}", flush=True)
+            t0 = time.perf_counter()
+            try:
+                fn()
+            except Exception:  # report and go on: one device run must give every number it can
+                traceback.print_exc(file=sys.stdout)
+            print(f"({time.perf_counter() - t0:.1f} s)", flush=True)
+
+        return run
+
+    return wrap
+
+
+@part("1. graphed vs eager epochs on the GPU (paper preset, 3 epochs)")
+def agreement():
+    for method in ("gbp", "bp"):
+        out = {}
+        for graphed in (False, True):
+            r = train(
+                preset("paper").replace(method=method, epochs=3),
+                device=CUDA,
+                progress=False,
+                cuda_graphs=graphed,
+            )
+            out[graphed] = r
+        a, b = out[False], out[True]
+        diff = max(
+            float((p.detach() - q.detach()).abs().max())
+            for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True)
+        )
+        report.value(
+            f"graph-diff-{method}",
+            diff,
+            f"{method}: train loss eager {a.history['train_loss']} graphed "
+            f"{b.history['train_loss']}; max |param diff| {diff:.2e}; test error (mean net) "
+            f"eager {a.history['test_error_mean'][-1]:.4f} graphed "
+            f"{b.history['test_error_mean'][-1]:.4f}",
+        )
+
+
+def epoch_times(name: str, epochs: int, graphed: bool) -> list[float]:
+    r = train(preset(name).replace(epochs=epochs), device=CUDA, progress=False, cuda_graphs=graphed)
+    return r.history["seconds"][1:]
+
+
+@part("2. epoch times (evaluation included), median after one warm-up epoch")
+def epochs():
+    for name, n in (("full", 5), ("paper", 6)):
+        for graphed in (True, False):
+            secs = epoch_times(name, n, graphed)
+            target = " (target <= 0.100 s)" if name == "full" else ""
+            kind = "graphed" if graphed else "eager"
+            report.value(
+                f"{name}-epoch-{kind}",
+                statistics.median(secs),
+                f"{name:<6} {kind:<7} median {statistics.median(secs):.4f} s{target}; "
+                f"all {[round(s, 4) for s in secs]}",
+            )
+
+
+def graphed_epoch_fn(method: str, sizes, batch: int, steps: int):
+    """A graphed epoch of ``steps`` steps on random data."""
+    config = TrainConfig(method=method, sizes=tuple(sizes), batch_size=batch, n_train=None)
+    model = build_model(config, seed=0).to(CUDA)
+    gen = torch.Generator(device=CUDA).manual_seed(0)
+    x = torch.rand(steps * batch, sizes[0], device=CUDA, generator=gen)
+    y = torch.randint(0, sizes[-1], (steps * batch,), device=CUDA, generator=gen)
+    noise = torch.Generator(device=CUDA).manual_seed(2)
+    runner = GraphedEpochs(model, config, x, y, noise, graph=True)
+    runner.start_epoch(1e-3, fresh=True)
+    order = torch.Generator().manual_seed(1)
+    return lambda: runner.epoch(order)
+
+
+@part("3. training step, gBP / plain backprop, same shapes")
+def steps():
     sync = torch.cuda.synchronize
     for sizes, batch, target in (
         ([784, 4096, 4096, 10], 4096, 2.2),
         ([784, 100, 100, 10], 500, 2.5),
         ([784, 1000, 1000, 10], 500, 2.2),
     ):
-        g = median_seconds(step_fn("gbp", sizes, batch, dev), 50, 5, sync)
-        b = median_seconds(step_fn("bp", sizes, batch, dev), 50, 5, sync)
-        print(row(f"train step {'-'.join(map(str, sizes))}, batch {batch}", g, b, target))
+        name = f"{'-'.join(map(str, sizes))}, batch {batch}"
+        fns = [step_fn(m, sizes, batch, CUDA) for m in ("gbp", "bp")]
+        g, b = paired_medians(fns, 30, 5, sync)
+        report.ratio(f"step-{sizes[1]}", f"eager step {name}", g, b, target)
+        steps = 20
+        fns = [graphed_epoch_fn(m, sizes, batch, steps) for m in ("gbp", "bp")]
+        g, b = paired_medians(fns, 10, 2, sync)
+        report.ratio(
+            f"graphed-step-{sizes[1]}", f"graphed step {name}", g / steps, b / steps, target
+        )
+
+
+@part("4. inference, batch 10000")
+def inference():
+    sync = torch.cuda.synchronize
+    n = 10_000
+    for sizes in ([784, 100, 100, 10], [784, 4096, 4096, 10]):
+        name = "-".join(map(str, sizes))
+        fns = [infer_fn("bp", "mean", sizes, n, CUDA)]
+        fns += [infer_fn("gbp", mode, sizes, n, CUDA) for mode in ("mean", "mf")]
+        plain, mean, mf = paired_medians(fns, 30, 5, sync)
+        report.ratio(f"infer-mean-{sizes[1]}", f"inference (mean) {name}", mean, plain, 2.2)
+        report.ratio(f"infer-mf-{sizes[1]}", f"inference (mf) {name}", mf, plain, 2.2)
+
+
+def main(argv=None) -> int:
+    global report
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check", file=sys.stderr)
+        return 1
+    report = Report(CUDA)
+    print(f"tf32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32}")
+    for check in (agreement, epochs, steps, inference):
+        check()
+    report.save(args.json)
     return 0
 
 

@@ -40,45 +40,86 @@ class Forward(NamedTuple):
 
 
 # --- one layer: the package's single implementation, also used by mfbook.nn -------------------
+class LayerCache(NamedTuple):
+    """What the forward pass of one layer keeps for gBP (chapter 3), each computed once."""
+
+    mu: torch.Tensor  # (1 - pi) m, the mean weight
+    var: torch.Tensor  # (1 - pi)(xi + pi m^2), the weight variance rho - mu^2
+    pi_m: torch.Tensor  # pi m
+    s: torch.Tensor  # xi + pi m^2, so that var = (1 - pi) s
+    h2: torch.Tensor  # h^2, elementwise
+    r: torch.Tensor  # eps / Delta, 0 where Delta = 0
+
+
+def mean_weight(pi, m):
+    """mu = (1 - pi) m (chapter 1), in one elementwise pass."""
+    return torch.addcmul(m, pi, m, value=-1)
+
+
+def weight_moments(pi, m, xi):
+    """(mu, var, pi m, s) with s = xi + pi m^2 and var = (1 - pi) s: four elementwise passes."""
+    mu = mean_weight(pi, m)
+    pi_m = pi * m
+    s = torch.addcmul(xi, pi_m, m)
+    var = torch.addcmul(s, pi, s, value=-1)
+    return mu, var, pi_m, s
+
+
 def mean_and_variance(pi, m, xi):
     """mu = (1 - pi) m and Var[w] = rho - mu^2 = (1 - pi)(xi + pi m^2) (chapter 1)."""
-    one_minus_pi = 1 - pi
-    return one_minus_pi * m, one_minus_pi * torch.addcmul(xi, pi * m, m)
+    mu, var, _, _ = weight_moments(pi, m, xi)
+    return mu, var
+
+
+def mean_preactivation(h, mu):
+    """G = h mu^T / sqrt(N) (chapter 2): the mean network's pre-activation; no input checks."""
+    return torch.mm(h, mu.T).mul_(1 / math.sqrt(h.shape[1]))
 
 
 def layer_moments(h, mu, var, h2=None):
     """G = h mu^T / sqrt(N) and Delta = sqrt(h^2 var^T / N) (chapter 2); no input checks."""
     n = h.shape[1]
     h2 = h * h if h2 is None else h2
-    G = h @ mu.T / math.sqrt(n)
-    Delta = (h2 @ var.T / n).sqrt()
+    G = mean_preactivation(h, mu)
+    Delta = torch.mm(h2, var.T).mul_(1 / n).sqrt_()
     return G, Delta
 
 
-def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True, cache=None):
+def noise_ratio(eps, Delta):
+    """r = eps / Delta, set to 0 where Delta = 0: there the variance path is switched off."""
+    return torch.div(eps, Delta).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
     """gBP through one layer: given K = dC/dz, return (dC/dh or None, d_pi, d_m, d_xi).
 
-    Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. ``cache`` = (mu, var, h^2) from the
-    forward pass, recomputed when not given. No input checks: callers validate.
+    Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. No input checks: callers validate.
+    """
+    cache = LayerCache(*weight_moments(pi, m, xi), h * h, noise_ratio(eps, Delta))
+    return layer_backward_cached(K, h, pi, m, cache, need_input_grad)
+
+
+def layer_backward_cached(K, h, pi, m, cache: LayerCache, need_input_grad=True):
+    """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn).
+
+    With r = eps / Delta, dC/d(Delta^2) = K r / 2. The 1/sqrt(N) and 1/(2N) factors go on the
+    (B, N_out) signals, not on the (N_out, N_in) matrices; then four matrix products and seven
+    elementwise passes over the weights.
     """
     n = h.shape[1]
-    mu, var, h2 = cache if cache is not None else (*mean_and_variance(pi, m, xi), h * h)
-    alive = Delta > 0
-    # Q = dC/d(Delta^2) per example and unit; 0 where Delta = 0 (the variance path is switched off).
-    Q = torch.where(alive, K * eps / (2 * torch.where(alive, Delta, 1)), 0)
-    # The 1/sqrt(N) and 1/N factors go on the (B, N_out) signals, not on (N_out, N_in) matrices.
-    K = K / math.sqrt(n)
-    Q = Q / n
-    d_mu = K.T @ h  # dC/dmu
-    d_var = Q.T @ h2  # dC/dVar
-    one_minus_pi, pi_m = 1 - pi, pi * m
-    d_m = one_minus_pi * torch.addcmul(d_mu, pi_m, d_var, value=2)  # (1-pi)(d_mu + 2 pi m d_var)
-    d_xi = one_minus_pi * d_var
-    # -m d_mu + ((1 - 2 pi) m^2 - xi) d_var
-    d_pi = torch.addcmul((m * torch.add(m, pi_m, alpha=-2) - xi) * d_var, m, d_mu, value=-1)
+    mu, var, pi_m, s, h2, r = cache
+    Q = torch.mul(K, r).mul_(1 / (2 * n))  # dC/d(Delta^2) / N
+    K = K * (1 / math.sqrt(n))
+    d_mu = torch.mm(K.T, h)  # dC/dmu
+    d_var = torch.mm(Q.T, h2)  # dC/dVar
+    d_m = torch.addcmul(d_mu, pi_m, d_var, value=2)  # d_mu + 2 pi m d_var ...
+    d_m.addcmul_(pi, d_m, value=-1)  # ... times (1 - pi)
+    d_xi = torch.addcmul(d_var, pi, d_var, value=-1)  # (1 - pi) d_var
+    # -m d_mu + ((1 - 2 pi) m^2 - xi) d_var, with (1 - 2 pi) m^2 - xi = mu m - s
+    d_pi = torch.mul(mu, m).sub_(s).mul_(d_var).addcmul_(m, d_mu, value=-1)
     dh = None
     if need_input_grad:
-        dh = torch.addcmul(K @ mu, h, Q @ var, value=2)  # K mu / sqrt(N) + 2 h (Q var) / N
+        dh = torch.addcmul(torch.mm(K, mu), h, torch.mm(Q, var), value=2)  # + 2 h (Q var)
     return dh, d_pi, d_m, d_xi
 
 
@@ -144,7 +185,7 @@ def _forward(params, x, eps) -> Forward:
     hs, Gs, Deltas, zs = [x], [], [], []
     for l, ((pi, m, xi), e) in enumerate(zip(params, eps, strict=True)):
         G, Delta = layer_moments(hs[-1], *mean_and_variance(pi, m, xi))
-        z = torch.addcmul(G, e, Delta)  # G + eps * Delta
+        z = torch.addcmul(G, e, Delta)  # G + eps * Delta (G stays in the record)
         Gs.append(G)
         Deltas.append(Delta)
         zs.append(z)

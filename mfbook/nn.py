@@ -23,22 +23,30 @@ M_VAR = 2 / 784
 XI_MAX = 0.01
 
 
+def _noisy_forward(h, pi, m, xi, eps, keep: bool):
+    """z = G + eps * Delta (chapter 3), and with ``keep`` the :class:`~mfbook.gbp.LayerCache`
+    that gBP needs (else None: inference keeps nothing)."""
+    mu, var, pi_m, s = gbp.weight_moments(pi, m, xi)
+    h2 = h * h
+    G, Delta = gbp.layer_moments(h, mu, var, h2)
+    cache = gbp.LayerCache(mu, var, pi_m, s, h2, gbp.noise_ratio(eps, Delta)) if keep else None
+    return G.addcmul_(eps, Delta), cache
+
+
 class _MeanFieldFunction(torch.autograd.Function):
     """z = G + eps * Delta forward; gBP (chapter 3, equation eq-ch3-grads) backward."""
 
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps):
-        mu, var = gbp.mean_and_variance(pi, m, xi)
-        h2 = h * h
-        G, Delta = gbp.layer_moments(h, mu, var, h2)
-        ctx.save_for_backward(h, pi, m, xi, eps, Delta, mu, var, h2)
-        return torch.addcmul(G, eps, Delta)
+        z, cache = _noisy_forward(h, pi, m, xi, eps, keep=True)
+        ctx.save_for_backward(h, pi, m, *cache)
+        return z
 
     @staticmethod
     def backward(ctx, K):
-        h, pi, m, xi, eps, Delta, *cache = ctx.saved_tensors
-        dh, d_pi, d_m, d_xi = gbp.layer_backward(
-            K, h, pi, m, xi, eps, Delta, need_input_grad=ctx.needs_input_grad[0], cache=cache
+        h, pi, m, *cache = ctx.saved_tensors
+        dh, d_pi, d_m, d_xi = gbp.layer_backward_cached(
+            K, h, pi, m, gbp.LayerCache(*cache), need_input_grad=ctx.needs_input_grad[0]
         )
         return dh, d_pi, d_m, d_xi, None
 
@@ -95,13 +103,14 @@ class MeanFieldLinear(nn.Module):
         mode "mean": z = G, the deterministic mean network.
         """
         if mode == "mean":
-            mu, _ = gbp.mean_and_variance(self.pi, self.m, self.xi)
-            return h @ mu.T / math.sqrt(self.n_in)
+            return gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
         if eps is None:
             eps = torch.randn(
                 h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
             )
-        return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
+        if torch.is_grad_enabled():
+            return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
+        return _noisy_forward(h, self.pi, self.m, self.xi, eps, keep=False)[0]
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -159,23 +159,36 @@ def build_model(config: TrainConfig, seed: int) -> torch.nn.Module:
     return model
 
 
-def make_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.Adam:
-    """Adam with one parameter group per kind of parameter (pi, m, xi), as the reference code."""
+def make_optimizer(model, config: TrainConfig, lr, capturable: bool = False) -> torch.optim.Adam:
+    """Adam with one parameter group per kind of parameter (pi, m, xi), as the reference code.
+
+    ``lr`` is a float, or a 0-d tensor on the parameters' device that the caller updates in place
+    (with ``capturable=True``: the CUDA-graph path of :mod:`mfbook.graphs`).
+    """
     if config.method == "bp":
         groups = [{"params": list(model.weights)}]
     else:  # one group per kind of parameter, as in the reference code
         groups = [{"params": [getattr(lay, k) for lay in model.layers]} for k in ("pi", "m", "xi")]
     # fused: one kernel per step instead of a dozen elementwise passes (CPU and CUDA)
-    return torch.optim.Adam(groups, lr=lr, betas=config.adam_betas, eps=config.adam_eps, fused=True)
+    return torch.optim.Adam(
+        groups,
+        lr=lr,
+        betas=config.adam_betas,
+        eps=config.adam_eps,
+        fused=True,
+        capturable=capturable,
+    )
 
 
-def _decayed(model, config: TrainConfig) -> list[torch.Tensor]:
+def decayed_parameters(model, config: TrainConfig) -> list[torch.Tensor]:
+    """The tensors that get the decoupled weight decay: m and xi (gbp) or w (bp), never pi."""
     if config.method == "bp":
         return list(model.weights)
     return [p for lay in model.layers for p in (lay.m, lay.xi)]
 
 
-def _all_finite(model) -> bool:
+def all_finite(model) -> bool:
+    """Whether every parameter of ``model`` is finite (one host synchronisation)."""
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
@@ -194,11 +207,11 @@ def train_epoch(
     n = x.shape[0]
     perm = torch.randperm(n, generator=order_gen).to(x.device)
     loss_sum = torch.zeros((), device=x.device)
-    decayed = _decayed(model, config)
+    decayed = decayed_parameters(model, config)
     for start in range(0, n, config.batch_size):
         idx = perm[start : start + config.batch_size]
-        logits = model.logits(x[idx], "mf", generator=noise_gen)
-        loss = F.cross_entropy(logits, y[idx])
+        logits = model.logits(x.index_select(0, idx), "mf", generator=noise_gen)
+        loss = F.cross_entropy(logits, y.index_select(0, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -207,24 +220,62 @@ def train_epoch(
         if config.method == "gbp":
             model.project_()
         loss_sum += loss.detach() * idx.numel()
-        if check_steps and not (bool(torch.isfinite(loss)) and _all_finite(model)):
+        if check_steps and not (bool(torch.isfinite(loss)) and all_finite(model)):
             step = start // config.batch_size + 1
             raise TrainingDiverged(f"step {step} (loss {float(loss.detach())})")
     return loss_sum / n
 
 
-def _locate_divergence(model, x, y, opt, config, lr, order_gen, noise_gen, snapshot) -> str:
+class _EagerEpochs:
+    """train_epoch behind the interface of :class:`mfbook.graphs.GraphedEpochs`."""
+
+    def __init__(self, model, config: TrainConfig, x, y, noise_gen):
+        self.model, self.config, self.x, self.y, self.noise_gen = model, config, x, y, noise_gen
+        self.opt, self.lr = None, config.lr
+
+    def start_epoch(self, lr: float, fresh: bool) -> None:
+        if fresh or self.opt is None:
+            self.opt = make_optimizer(self.model, self.config, lr)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.lr = lr
+
+    def epoch(self, order_gen, check_steps: bool = False) -> torch.Tensor:
+        m, c = self.model, self.config
+        return train_epoch(
+            m, self.x, self.y, self.opt, c, self.lr, order_gen, self.noise_gen, check_steps
+        )
+
+    def optimizer_state(self) -> dict:
+        return copy.deepcopy(self.opt.state_dict())
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.opt.load_state_dict(state)
+
+
+def _epochs(model, config: TrainConfig, x, y, noise_gen, cuda_graphs):
+    """The epoch runner: CUDA graphs by default on a GPU when every batch is full, else eager."""
+    if cuda_graphs is None:
+        cuda_graphs = x.device.type == "cuda" and x.shape[0] % config.batch_size == 0
+    if not cuda_graphs:
+        return _EagerEpochs(model, config, x, y, noise_gen)
+    from mfbook.graphs import GraphedEpochs  # imports this module
+
+    return GraphedEpochs(model, config, x, y, noise_gen, graph=True)
+
+
+def _locate_divergence(model, runner, order_gen, noise_gen, snapshot) -> str:
     """Replay a diverged epoch from its start, checking every step; leave the model at the start."""
     params, opt_state, order_state, noise_state = snapshot
     where = "an unknown step"
     for _ in range(2):  # the replay, then the restore
         model.load_state_dict(params)
-        opt.load_state_dict(opt_state)
+        runner.load_optimizer_state(opt_state)
         order_gen.set_state(order_state)
         noise_gen.set_state(noise_state)
         if where == "an unknown step":
             try:
-                train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen, check_steps=True)
+                runner.epoch(order_gen, check_steps=True)
             except TrainingDiverged as err:
                 where = str(err)
     return where
@@ -254,6 +305,7 @@ def train(
     resume: bool = True,
     data_root=None,
     callback=None,
+    cuda_graphs: bool | None = None,
 ) -> TrainResult:
     """Train ``config`` (a TrainConfig or a preset name) and return the model and its history.
 
@@ -261,6 +313,8 @@ def train(
     default) an existing checkpoint of the same config and seed is continued where it stopped.
     ``callback(model, row)`` is called after every epoch with that epoch's history row (live
     plots in the book; raising in it stops training after the checkpoint is written).
+    ``cuda_graphs``: replay each step as a CUDA graph (:mod:`mfbook.graphs`); the default, None,
+    does so on a GPU when the training images fill whole batches.
     """
     if isinstance(config, str):
         config = preset(config)
@@ -299,23 +353,22 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.name} seed {seed}")
-    opt = None
+    if cuda_graphs and dev.type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device, got {dev}")
+    runner = _epochs(model, config, x, y, noise_gen, cuda_graphs)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         lr = config.lr * 0.5 ** (epoch // config.lr_halve_every)
-        if opt is None or config.reset_adam_each_epoch:
-            opt = make_optimizer(model, config, lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        runner.start_epoch(lr, fresh=config.reset_adam_each_epoch)
         snapshot = (
             {k: v.clone() for k, v in model.state_dict().items()},
-            copy.deepcopy(opt.state_dict()),
+            runner.optimizer_state(),
             order_gen.get_state(),
             noise_gen.get_state(),
         )
-        train_loss = float(train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen))
-        if not (math.isfinite(train_loss) and _all_finite(model)):
-            where = _locate_divergence(model, x, y, opt, config, lr, order_gen, noise_gen, snapshot)
+        train_loss = float(runner.epoch(order_gen))
+        if not (math.isfinite(train_loss) and all_finite(model)):
+            where = _locate_divergence(model, runner, order_gen, noise_gen, snapshot)
             kept = f"; the checkpoint of epoch {epoch} is kept" if checkpoint and epoch else ""
             raise TrainingDiverged(
                 f"training {config.name} (seed {seed}) diverged in epoch {epoch + 1}, {where}: "

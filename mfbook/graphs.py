@@ -1,0 +1,143 @@
+"""Training epochs replayed as one CUDA graph per step: the GPU fast path of chapter 4.
+
+The paper's networks are small for a GPU: one gBP step of 784-400-400-10 at batch 500 is about
+150 kernels of a few microseconds each, so an eager step is bound by launching them from Python,
+not by arithmetic. :class:`GraphedEpochs` records the whole step (the mean-field forward, the gBP
+backward of :mod:`mfbook.nn`, Adam, the decoupled weight decay and the projection) once as a
+CUDA graph and replays it; per step only the minibatch and the noise are written into fixed
+input buffers first.
+
+It computes what :func:`mfbook.train.train_epoch` computes, step for step: the same data order
+from ``order_gen``, and the noise eps drawn from ``noise_gen`` in the same order (layer by layer,
+step by step), so a graphed run follows the eager run on the same device up to float rounding
+(the learning rate lives in a device tensor). Without ``graph=True`` (the default on the CPU,
+where there are no graphs) the same buffers and step run eagerly: that is how the tests check it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mfbook.train import TrainingDiverged, all_finite, decayed_parameters, make_optimizer
+
+
+class GraphedEpochs:
+    """Minibatch epochs over (x, y) for ``model`` under ``config``, optionally as a CUDA graph.
+
+    ``graph``: capture the step as a CUDA graph (needs x on a CUDA device); the number of
+    training images must then be a multiple of the batch size (every step has the same shape).
+    """
+
+    def __init__(self, model, config, x, y, noise_gen, graph: bool | None = None):
+        device = x.device
+        self.graphed = device.type == "cuda" if graph is None else bool(graph)
+        if self.graphed and device.type != "cuda":
+            raise ValueError(f"graph=True needs the data on a CUDA device, got {device}")
+        B = config.batch_size
+        if x.shape[0] % B:
+            raise ValueError(
+                f"graphed epochs need the number of training images ({x.shape[0]}) to be a "
+                f"multiple of batch_size ({B}); use the eager train_epoch otherwise"
+            )
+        self.model, self.config, self.x, self.y = model, config, x, y
+        self.noise_gen, self.decayed = noise_gen, decayed_parameters(model, config)
+        self.lr = torch.tensor(config.lr, dtype=torch.float32, device=device)
+        self.decay = torch.ones((), dtype=torch.float32, device=device)
+        self.opt = make_optimizer(model, config, self.lr, capturable=self.graphed)
+        self.xb = torch.empty(B, x.shape[1], dtype=x.dtype, device=device)
+        self.yb = torch.empty(B, dtype=y.dtype, device=device)
+        widths = config.sizes[1:] if config.method == "gbp" else ()
+        self.eps = [torch.empty(B, n, dtype=x.dtype, device=device) for n in widths]
+        self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        self.loss = torch.zeros((), dtype=torch.float32, device=device)
+        self.graph = self._capture() if self.graphed else None
+
+    # --- the step ------------------------------------------------------------------------
+    def _step(self) -> None:
+        """One training step on the buffers; the order of train_epoch, no host synchronisation."""
+        logits = self.model.logits(self.xb, "mf", self.eps or None)
+        loss = F.cross_entropy(logits, self.yb)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for p in self.decayed:
+                p.mul_(self.decay)
+            if self.config.method == "gbp":
+                self.model.project_()
+            self.loss.copy_(loss.detach())
+            self.loss_sum.add_(self.loss * self.xb.shape[0])
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        """Warm up on a side stream (which allocates Adam's state), capture, then undo the
+        warm-up: parameters, optimiser state and buffers are exactly as before."""
+        saved = [p.detach().clone() for p in self.model.parameters()]
+        B = self.config.batch_size
+        self.xb.copy_(self.x[:B])
+        self.yb.copy_(self.y[:B])
+        for e in self.eps:
+            e.zero_()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.opt.zero_grad(set_to_none=True)
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self._step()
+        with torch.no_grad():
+            for p, s in zip(self.model.parameters(), saved, strict=True):
+                p.copy_(s)
+        self.reset_optimizer()
+        return graph
+
+    # --- what train() needs --------------------------------------------------------------
+    def reset_optimizer(self) -> None:
+        """A fresh Adam, in place (a graph keeps the addresses of the state tensors)."""
+        for state in self.opt.state.values():
+            for value in state.values():
+                if isinstance(value, torch.Tensor):
+                    value.zero_()
+
+    def optimizer_state(self) -> list[torch.Tensor]:
+        return [v.clone() for s in self.opt.state.values() for v in s.values()]
+
+    def load_optimizer_state(self, saved: list[torch.Tensor]) -> None:
+        current = [v for s in self.opt.state.values() for v in s.values()]
+        if len(current) != len(saved):  # the state was still empty when it was saved
+            self.reset_optimizer()
+            return
+        for v, s in zip(current, saved, strict=True):
+            v.copy_(s)
+
+    def start_epoch(self, lr: float, fresh: bool) -> None:
+        """Set the learning rate (and the decay factor); ``fresh``: reset Adam's state."""
+        self.lr.fill_(lr)
+        self.decay.fill_(1 - lr * self.config.weight_decay)
+        if fresh:
+            self.reset_optimizer()
+
+    def epoch(self, order_gen, check_steps: bool = False) -> torch.Tensor:
+        """One epoch; the mean training loss as a 0-d tensor. ``check_steps``: check the loss and
+        the parameters after every step (one synchronisation each) and raise
+        :class:`~mfbook.train.TrainingDiverged` naming the first bad step."""
+        n, B = self.x.shape[0], self.config.batch_size
+        perm = torch.randperm(n, generator=order_gen).to(self.x.device)
+        self.loss_sum.zero_()
+        for step, start in enumerate(range(0, n, B), start=1):
+            idx = perm[start : start + B]
+            torch.index_select(self.x, 0, idx, out=self.xb)
+            torch.index_select(self.y, 0, idx, out=self.yb)
+            for e in self.eps:  # the order in which MeanFieldLinear.forward draws them
+                e.normal_(generator=self.noise_gen)
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self.opt.zero_grad(set_to_none=True)
+                self._step()
+            if check_steps and not (bool(torch.isfinite(self.loss)) and all_finite(self.model)):
+                raise TrainingDiverged(f"step {step} (loss {float(self.loss)})")
+        return self.loss_sum / n

@@ -1,0 +1,95 @@
+"""mfbook.graphs: graphed epochs compute what the eager train_epoch computes."""
+
+import pytest
+import torch
+
+from mfbook.data import load_mnist
+from mfbook.graphs import GraphedEpochs
+from mfbook.train import TrainingDiverged, _EagerEpochs, build_model, preset, train
+
+CONFIG = preset("smoke").replace(n_train=600, batch_size=100)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_mnist("train", n=600)
+
+
+def run(kind, method, data, device="cpu", epochs=3):
+    config = CONFIG.replace(method=method)
+    x, y = (t.to(device) for t in data)
+    model = build_model(config, seed=0).to(device)
+    order, noise = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
+    if kind == "eager":
+        runner = _EagerEpochs(model, config, x, y, noise)
+    else:
+        runner = GraphedEpochs(model, config, x, y, noise, graph=kind == "graph")
+    losses = []
+    for epoch in range(epochs):
+        runner.start_epoch(0.1 * 0.5**epoch, fresh=True)
+        losses.append(float(runner.epoch(order)))
+    return losses, [p.detach().cpu().clone() for p in model.parameters()], runner
+
+
+@pytest.mark.parametrize("method", ["gbp", "bp"])
+def test_buffered_step_equals_eager_train_epoch_bit_for_bit(method, data):
+    eager_losses, eager_params, _ = run("eager", method, data)
+    losses, params, _ = run("buffers", method, data)
+    assert losses == eager_losses
+    for p, q in zip(params, eager_params, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_fresh_epoch_resets_adam_and_state_round_trips(data):
+    _, _, runner = run("buffers", "gbp", data, epochs=1)
+    saved = runner.optimizer_state()
+    assert any(bool(v.abs().sum() > 0) for v in saved)  # Adam has moved
+    runner.epoch(torch.Generator().manual_seed(5))
+    runner.load_optimizer_state(saved)
+    for v, s in zip(runner.optimizer_state(), saved, strict=True):
+        assert torch.equal(v, s)
+    runner.start_epoch(0.01, fresh=True)
+    assert all(bool((v == 0).all()) for v in runner.optimizer_state())
+    assert float(runner.lr) == pytest.approx(0.01)
+
+
+def test_check_steps_names_the_first_bad_step(data):
+    _, _, runner = run("buffers", "gbp", data, epochs=1)
+    with torch.no_grad():
+        runner.model.layers[0].m.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="step 1 "):
+        runner.epoch(torch.Generator().manual_seed(0), check_steps=True)
+
+
+def test_bad_requests_are_refused(data):
+    x, y = data
+    config = CONFIG
+    model = build_model(config, seed=0)
+    noise = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="graph=True needs the data on a CUDA device"):
+        GraphedEpochs(model, config, x, y, noise, graph=True)
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        GraphedEpochs(model, config, x[:550], y[:550], noise, graph=False)
+    with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
+        train(config, device="cpu", progress=False, cuda_graphs=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ["gbp", "bp"])
+def test_cuda_graph_replays_the_eager_step(method, data):
+    eager_losses, eager_params, _ = run("eager", method, data, device="cuda")
+    losses, params, runner = run("graph", method, data, device="cuda")
+    assert runner.graph is not None
+    assert losses == pytest.approx(eager_losses, rel=1e-5)
+    for p, q in zip(params, eager_params, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_uses_graphs_on_cuda_and_finds_divergence(data):
+    config = CONFIG.replace(epochs=2, n_test=500)
+    graphed = train(config, device="cuda", progress=False)
+    eager = train(config, device="cuda", progress=False, cuda_graphs=False)
+    assert graphed.history["train_loss"] == pytest.approx(eager.history["train_loss"], rel=1e-5)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
+        train(config.replace(lr=1e30), device="cuda", progress=False)
