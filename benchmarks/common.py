@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-import mfbook
+from mfbook.reproduce import environment
 
 
 def paired_medians(fns, repeats: int = 20, warmup: int = 3, sync=None) -> list[float]:
@@ -32,23 +31,11 @@ def paired_medians(fns, repeats: int = 20, warmup: int = 3, sync=None) -> list[f
     return [statistics.median(ts) for ts in times]
 
 
-def environment(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return {
-        "mfbook": mfbook.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "device_name": name or platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-    }
-
-
 def header(device: torch.device) -> str:
     e = environment(device)
     return (
         f"# mfbook {e['mfbook']}, torch {e['torch']}, python {e['python']}, device {e['device']} "
-        f"({e['device_name']}), {e['cpu_threads']} CPU threads"
+        f"({e.get('gpu', e['machine'])}), {e['cpu_threads']} CPU threads"
     )
 
 

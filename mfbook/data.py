@@ -162,11 +162,12 @@ def load_mnist(
         if n > len(images):
             raise ValueError(f"n must be at most {len(images)} (the {split} split), got {n}")
         images, labels = images[:n], labels[:n]
-    x = torch.from_numpy(images)
+    # divide on the CPU: a CUDA division by a scalar multiplies by its reciprocal, which differs
+    # in the last bit for some pixels, and every device must see the same numbers
+    x = torch.from_numpy(images).to(torch.float32).div_(255)
+    y = torch.from_numpy(labels.astype(np.int64))
     if device is not None:
-        x = x.to(device)  # move the uint8 bytes, a quarter of the float32 size
-    x = x.to(torch.float32).div_(255)
-    y = torch.from_numpy(labels.astype(np.int64)).to(x.device)
+        x, y = x.to(device), y.to(device)
     return x, y
 
 

@@ -95,7 +95,8 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _environment(device) -> dict:
+def environment(device) -> dict:
+    """Versions, machine and device of a measurement (stored with every result)."""
     info = {
         "mfbook": mfbook.__version__,
         "torch": torch.__version__,
@@ -130,6 +131,28 @@ def load_summary(name: str, root=None) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"stored result {path} is not valid JSON: {err}") from err
+
+
+def benchmarks_dir() -> Path:
+    """``benchmarks/results`` of the source tree: the stored benchmark measurements."""
+    return Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+def load_benchmark(name: str, root=None) -> dict:
+    """A stored benchmark measurement ``NAME.json`` (written by the scripts in benchmarks/ with
+    ``--json``): its environment, its ratio rows by key and its single values by key."""
+    path = Path(root or benchmarks_dir()) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no stored benchmark {path}; run make bench (CPU) or "
+            "benchmarks/gpu_check.py --json (GPU)"
+        )
+    try:
+        data = json.loads(path.read_text())
+        rows = {r["key"]: r for r in data["rows"]}
+        return {"environment": data["environment"], "rows": rows, "values": data["values"]}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"stored benchmark {path} is not a benchmark record: {err!r}") from err
 
 
 def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
@@ -222,7 +245,7 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
         "runs": per_run,
         "final_mean": {k: float(np.mean(v)) for k, v in finals.items()},
         "final_std": {k: float(np.std(v)) for k, v in finals.items()},
-        "environment": _environment(dev),
+        "environment": environment(dev),
         "command": f"python -m mfbook reproduce {name}",
     }
     _write_json(out / "summary.json", summary)

@@ -119,3 +119,21 @@ def test_cli_rejects_unknown_names():
         [sys.executable, "-m", "mfbook", "reproduce", "nope"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_stored_benchmarks_load_and_bad_ones_are_named(tmp_path):
+    gpu = reproduce.load_benchmark("gpu-h100")
+    assert gpu["environment"]["device"].startswith("cuda")
+    assert gpu["rows"]["step-4096"]["ratio"] == pytest.approx(
+        gpu["rows"]["step-4096"]["gbp_s"] / gpu["rows"]["step-4096"]["plain_s"]
+    )
+    for name in ("cpu-steps", "cpu-epochs"):
+        assert reproduce.load_benchmark(name)["environment"]["device"] == "cpu"
+    with pytest.raises(FileNotFoundError, match="no stored benchmark .*make bench"):
+        reproduce.load_benchmark("nothing", root=tmp_path)
+    (tmp_path / "bad.json").write_text('{"rows": [{"case": "x"}]}')
+    with pytest.raises(ValueError, match="bad.json is not a benchmark record"):
+        reproduce.load_benchmark("bad", root=tmp_path)
+    (tmp_path / "torn.json").write_text('{"rows": [')
+    with pytest.raises(ValueError, match="torn.json is not a benchmark record"):
+        reproduce.load_benchmark("torn", root=tmp_path)
