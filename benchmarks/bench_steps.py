@@ -35,6 +35,29 @@ def noise_fn(sizes, batch: int, device):
     return lambda: [torch.randn(batch, n, generator=noise, device=device) for n in sizes[1:]]
 
 
+def matmul_fn(method: str, sizes, batch: int, device):
+    """Only the matrix products of one training step, same shapes: per layer gBP has two forward
+    and four backward (three in the first layer, which needs no dC/dh), backprop one and two."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    copies = 2 if method == "gbp" else 1
+    layers = []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        h = torch.rand(copies, batch, n_in, generator=gen, device=device)
+        w = torch.randn(copies, n_out, n_in, generator=gen, device=device)
+        K = torch.randn(copies, batch, n_out, generator=gen, device=device)
+        layers.append((h, w, K, l > 0))
+
+    def run():
+        for h, w, K, input_grad in layers:
+            for c in range(copies):
+                torch.mm(h[c], w[c].T)
+                torch.mm(K[c].T, h[c])
+                if input_grad:
+                    torch.mm(K[c], w[c])
+
+    return run
+
+
 def infer_fn(method: str, mode: str, sizes, batch: int, device, eps_given=False):
     config = TrainConfig(method=method, sizes=tuple(sizes))
     model = build_model(config, seed=0).to(device)
@@ -66,10 +89,13 @@ def main(argv=None) -> None:
     for sizes, target in cases:
         name = "-".join(map(str, sizes))
         fns = [step_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
+        fns += [matmul_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
         fns.append(noise_fn(sizes, args.batch, dev))
-        g, b, noise = paired_medians(fns, args.repeats, sync=sync)
-        report.ratio(f"step-{sizes[1]}", f"train step {name}, batch {args.batch}", g, b, target)
-        report.ratio(f"step-noise-{sizes[1]}", "  of which: drawing eps alone", noise, b)
+        g, b, mm_g, mm_b, noise = paired_medians(fns, args.repeats, sync=sync)
+        w = sizes[1]
+        report.ratio(f"step-{w}", f"train step {name}, batch {args.batch}", g, b, target)
+        report.ratio(f"step-mm-{w}", "  the matrix products alone", mm_g, mm_b)
+        report.ratio(f"step-noise-{w}", "  of which: drawing eps alone", noise, b)
     n = 10_000
     for sizes, _ in cases:
         name = "-".join(map(str, sizes))

@@ -185,7 +185,7 @@ def _forward(params, x, eps) -> Forward:
     hs, Gs, Deltas, zs = [x], [], [], []
     for l, ((pi, m, xi), e) in enumerate(zip(params, eps, strict=True)):
         G, Delta = layer_moments(hs[-1], *mean_and_variance(pi, m, xi))
-        z = torch.addcmul(G, e, Delta)  # G + eps * Delta (G stays in the record)
+        z = torch.addcmul(G, e, Delta)  # G + eps * Delta
         Gs.append(G)
         Deltas.append(Delta)
         zs.append(z)

@@ -70,8 +70,18 @@ class GraphedEpochs:
 
     def _capture(self) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream (which allocates Adam's state), capture, then undo the
-        warm-up: parameters, optimiser state and buffers are exactly as before."""
+        warm-up: parameters, optimiser state and buffers are exactly as before, also when the
+        capture fails (the error is raised again)."""
         saved = [p.detach().clone() for p in self.model.parameters()]
+        try:
+            return self._warm_up_and_capture()
+        finally:
+            with torch.no_grad():
+                for p, s in zip(self.model.parameters(), saved, strict=True):
+                    p.copy_(s)
+            self.reset_optimizer()
+
+    def _warm_up_and_capture(self) -> torch.cuda.CUDAGraph:
         B = self.config.batch_size
         self.xb.copy_(self.x[:B])
         self.yb.copy_(self.y[:B])
@@ -88,10 +98,6 @@ class GraphedEpochs:
         self.opt.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             self._step()
-        with torch.no_grad():
-            for p, s in zip(self.model.parameters(), saved, strict=True):
-                p.copy_(s)
-        self.reset_optimizer()
         return graph
 
     # --- what train() needs --------------------------------------------------------------

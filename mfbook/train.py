@@ -254,14 +254,28 @@ class _EagerEpochs:
 
 
 def _epochs(model, config: TrainConfig, x, y, noise_gen, cuda_graphs):
-    """The epoch runner: CUDA graphs by default on a GPU when every batch is full, else eager."""
-    if cuda_graphs is None:
-        cuda_graphs = x.device.type == "cuda" and x.shape[0] % config.batch_size == 0
-    if not cuda_graphs:
-        return _EagerEpochs(model, config, x, y, noise_gen)
-    from mfbook.graphs import GraphedEpochs  # imports this module
+    """The epoch runner: CUDA graphs by default on a GPU when every batch is full, else eager.
 
-    return GraphedEpochs(model, config, x, y, noise_gen, graph=True)
+    When the default choice of graphs fails to capture (an old driver, say), training goes on
+    eagerly with a warning naming the error; ``cuda_graphs=True`` raises it instead.
+    """
+    auto = cuda_graphs is None
+    if auto:
+        cuda_graphs = x.device.type == "cuda" and x.shape[0] % config.batch_size == 0
+    if cuda_graphs:
+        from mfbook.graphs import GraphedEpochs  # imports this module
+
+        try:
+            return GraphedEpochs(model, config, x, y, noise_gen, graph=True)
+        except RuntimeError as err:
+            if not auto:
+                raise
+            warnings.warn(
+                f"CUDA-graph capture failed ({err}); training eagerly instead (slower). "
+                "Pass cuda_graphs=False to skip the attempt.",
+                stacklevel=3,
+            )
+    return _EagerEpochs(model, config, x, y, noise_gen)
 
 
 def _locate_divergence(model, runner, order_gen, noise_gen, snapshot) -> str:

@@ -93,3 +93,37 @@ def test_train_uses_graphs_on_cuda_and_finds_divergence(data):
     assert graphed.history["train_loss"] == pytest.approx(eager.history["train_loss"], rel=1e-5)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+"):
         train(config.replace(lr=1e30), device="cuda", progress=False)
+
+
+def test_failed_capture_restores_the_model_and_auto_mode_falls_back(data, monkeypatch):
+    from types import SimpleNamespace
+
+    import mfbook.graphs
+    from mfbook.train import _epochs
+
+    _, _, runner = run("buffers", "gbp", data, epochs=1)
+    before = [p.detach().clone() for p in runner.model.parameters()]
+
+    def broken(self):
+        with torch.no_grad():
+            self.model.layers[0].m.add_(1.0)  # a warm-up step happened
+        raise RuntimeError("capture refused")
+
+    monkeypatch.setattr(GraphedEpochs, "_warm_up_and_capture", broken)
+    with pytest.raises(RuntimeError, match="capture refused"):
+        runner._capture()
+    for p, q in zip(runner.model.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+    assert all(bool((v == 0).all()) for v in runner.optimizer_state())
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no graphs here")
+
+    monkeypatch.setattr(mfbook.graphs, "GraphedEpochs", refuse)
+    on_gpu = SimpleNamespace(device=torch.device("cuda"), shape=(600, 784))
+    model, noise = runner.model, torch.Generator().manual_seed(0)
+    with pytest.warns(UserWarning, match=r"capture failed \(no graphs here\); training eagerly"):
+        fallback = _epochs(model, CONFIG, on_gpu, None, noise, cuda_graphs=None)
+    assert isinstance(fallback, _EagerEpochs)
+    with pytest.raises(RuntimeError, match="no graphs here"):
+        _epochs(model, CONFIG, on_gpu, None, noise, cuda_graphs=True)
