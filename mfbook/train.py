@@ -192,37 +192,56 @@ def all_finite(model) -> bool:
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
+def training_step(model, xb, yb, opt, method: str, decayed, decay, eps=None, generator=None):
+    """One minibatch step (chapter 4, PAPER.md section 4); returns the loss as a 0-d tensor.
+
+    The noisy mean-field forward with ``eps`` (or fresh eps from ``generator``), the loss,
+    ``loss.backward()`` (gBP, for the mean-field model), the Adam step, the decoupled weight
+    decay (``decayed`` tensors times ``decay`` = 1 - lr * weight_decay) and, for gbp, the
+    projection. The caller zeroes the gradients first. No host synchronisation.
+    """
+    logits = model.logits(xb, "mf", eps, generator)
+    loss = F.cross_entropy(logits, yb)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        torch._foreach_mul_(decayed, decay)
+        if method == "gbp":
+            model.project_()
+    return loss.detach()
+
+
+def check_step(loss, model, step: int) -> None:
+    """Raise :class:`TrainingDiverged` naming ``step`` when the loss or a parameter is not
+    finite (one host synchronisation)."""
+    if not (bool(torch.isfinite(loss)) and all_finite(model)):
+        raise TrainingDiverged(f"step {step} (loss {float(loss)})")
+
+
 def train_epoch(
     model, x, y, opt, config: TrainConfig, lr: float, order_gen, noise_gen, check_steps=False
 ):
     """One epoch of minibatch training on (x, y), any data set (chapter 4, PAPER.md section 4).
 
-    Reshuffle with ``order_gen``; per minibatch: forward with fresh eps from ``noise_gen`` (gbp),
-    backward (gBP), Adam step, decoupled weight decay ``lr * config.weight_decay`` on m and xi
-    (or w), then the projection. Returns the mean training loss as a 0-d tensor (no host
-    synchronisation inside the loop). ``check_steps=True`` checks the loss and the parameters
-    after every step (one synchronisation per step) and raises :class:`TrainingDiverged` naming
-    the first bad step; :func:`train` uses it to replay an epoch that went wrong.
+    Reshuffle with ``order_gen``; then one :func:`training_step` per minibatch, with fresh eps
+    from ``noise_gen`` (gbp) and the decay factor 1 - lr * config.weight_decay. Returns the mean
+    training loss as a 0-d tensor (no host synchronisation inside the loop).
+    ``check_steps=True`` checks the loss and the parameters after every step (one
+    synchronisation per step) and raises :class:`TrainingDiverged` naming the first bad step;
+    :func:`train` uses it to replay an epoch that went wrong.
     """
     n = x.shape[0]
     perm = torch.randperm(n, generator=order_gen).to(x.device)
     loss_sum = torch.zeros((), device=x.device)
-    decayed = decayed_parameters(model, config)
-    for start in range(0, n, config.batch_size):
+    decayed, decay = decayed_parameters(model, config), 1 - lr * config.weight_decay
+    for step, start in enumerate(range(0, n, config.batch_size), start=1):
         idx = perm[start : start + config.batch_size]
-        logits = model.logits(x.index_select(0, idx), "mf", generator=noise_gen)
-        loss = F.cross_entropy(logits, y.index_select(0, idx))
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_mul_(decayed, 1 - lr * config.weight_decay)
-        if config.method == "gbp":
-            model.project_()
-        loss_sum += loss.detach() * idx.numel()
-        if check_steps and not (bool(torch.isfinite(loss)) and all_finite(model)):
-            step = start // config.batch_size + 1
-            raise TrainingDiverged(f"step {step} (loss {float(loss.detach())})")
+        loss = training_step(model, xb, yb, opt, config.method, decayed, decay, None, noise_gen)
+        loss_sum += loss * idx.numel()
+        if check_steps:
+            check_step(loss, model, step)
     return loss_sum / n
 
 
