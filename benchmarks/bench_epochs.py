@@ -29,8 +29,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def epoch_seconds(name: str, epochs: int, device) -> list[float]:
-    r = train(preset(name).replace(epochs=epochs), device=device, progress=False)
+def epoch_seconds(name: str, epochs: int, device, cuda_graphs=None) -> list[float]:
+    """Seconds of each epoch of preset ``name`` after the first (warm-up), evaluation included."""
+    config = preset(name).replace(epochs=epochs)
+    r = train(config, device=device, progress=False, cuda_graphs=cuda_graphs)
     return r.history["seconds"][1:]
 
 

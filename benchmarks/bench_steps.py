@@ -74,6 +74,24 @@ def infer_fn(method: str, mode: str, sizes, batch: int, device, eps_given=False)
     return run
 
 
+def inference_rows(report, sizes, device, repeats: int, sync=None, n: int = 10_000) -> None:
+    """Mean and noisy forward passes of ``n`` images against the plain network; the noisy pass
+    also with eps drawn beforehand, and the eps draw alone."""
+    name, w = "-".join(map(str, sizes)), sizes[1]
+    fns = [
+        infer_fn("bp", "mean", sizes, n, device),
+        infer_fn("gbp", "mean", sizes, n, device),
+        infer_fn("gbp", "mf", sizes, n, device),
+        infer_fn("gbp", "mf", sizes, n, device, eps_given=True),
+        noise_fn(sizes, n, device),
+    ]
+    plain, mean, mf, mf_given, noise = paired_medians(fns, repeats, sync=sync)
+    report.ratio(f"infer-mean-{w}", f"inference (mean) {name}, batch {n}", mean, plain, 2.2)
+    report.ratio(f"infer-mf-{w}", f"inference (mf) {name}, batch {n}", mf, plain, 2.2)
+    report.ratio(f"infer-mf-given-{w}", "  of which: the pass with eps given", mf_given, plain)
+    report.ratio(f"infer-noise-{w}", "  of which: drawing eps alone", noise, plain)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
@@ -96,22 +114,8 @@ def main(argv=None) -> None:
         report.ratio(f"step-{w}", f"train step {name}, batch {args.batch}", g, b, target)
         report.ratio(f"step-mm-{w}", "  the matrix products alone", mm_g, mm_b)
         report.ratio(f"step-noise-{w}", "  of which: drawing eps alone", noise, b)
-    n = 10_000
     for sizes, _ in cases:
-        name = "-".join(map(str, sizes))
-        fns = [
-            infer_fn("bp", "mean", sizes, n, dev),
-            infer_fn("gbp", "mean", sizes, n, dev),
-            infer_fn("gbp", "mf", sizes, n, dev),
-            infer_fn("gbp", "mf", sizes, n, dev, eps_given=True),
-            noise_fn(sizes, n, dev),
-        ]
-        plain, mean, mf, mf_given, noise = paired_medians(fns, args.repeats, sync=sync)
-        w = sizes[1]
-        report.ratio(f"infer-mean-{w}", f"inference (mean) {name}, batch {n}", mean, plain, 2.2)
-        report.ratio(f"infer-mf-{w}", f"inference (mf) {name}, batch {n}", mf, plain, 2.2)
-        report.ratio(f"infer-mf-given-{w}", "  of which: the pass with eps given", mf_given, plain)
-        report.ratio(f"infer-noise-{w}", "  of which: drawing eps alone", noise, plain)
+        inference_rows(report, sizes, dev, args.repeats, sync)
     report.save(args.json)
 
 

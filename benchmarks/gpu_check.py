@@ -8,7 +8,7 @@ Usage: python benchmarks/gpu_check.py --json benchmarks/results/gpu-<card>.json 
    epoch (target <= 0.1 s), and of the ``paper`` preset;
 3. training-step ratio gBP / plain backprop at width 4096, batch 4096 (target <= 2.2x), and at
    the CPU benchmark's shapes, eager and graphed;
-4. inference ratios (mean and noisy mean-field forward) at batch 10,000.
+4. inference ratios (mean and noisy mean-field forward) at batch 10,000, as bench_steps.py.
 Each part reports its own failure and the others still run.
 """
 
@@ -21,7 +21,8 @@ import time
 import traceback
 
 import torch
-from bench_steps import infer_fn, step_fn
+from bench_epochs import epoch_seconds
+from bench_steps import inference_rows, step_fn
 from common import Report, paired_medians
 
 from mfbook.graphs import GraphedEpochs
@@ -74,16 +75,11 @@ def agreement():
         )
 
 
-def epoch_times(name: str, epochs: int, graphed: bool) -> list[float]:
-    r = train(preset(name).replace(epochs=epochs), device=CUDA, progress=False, cuda_graphs=graphed)
-    return r.history["seconds"][1:]
-
-
 @part("2. epoch times (evaluation included), median after one warm-up epoch")
 def epochs():
     for name, n in (("full", 5), ("paper", 6)):
         for graphed in (True, False):
-            secs = epoch_times(name, n, graphed)
+            secs = epoch_seconds(name, n, CUDA, cuda_graphs=graphed)
             target = " (target <= 0.100 s)" if name == "full" else ""
             kind = "graphed" if graphed else "eager"
             report.value(
@@ -130,15 +126,8 @@ def steps():
 
 @part("4. inference, batch 10000")
 def inference():
-    sync = torch.cuda.synchronize
-    n = 10_000
     for sizes in ([784, 100, 100, 10], [784, 4096, 4096, 10]):
-        name = "-".join(map(str, sizes))
-        fns = [infer_fn("bp", "mean", sizes, n, CUDA)]
-        fns += [infer_fn("gbp", mode, sizes, n, CUDA) for mode in ("mean", "mf")]
-        plain, mean, mf = paired_medians(fns, 30, 5, sync)
-        report.ratio(f"infer-mean-{sizes[1]}", f"inference (mean) {name}", mean, plain, 2.2)
-        report.ratio(f"infer-mf-{sizes[1]}", f"inference (mf) {name}", mf, plain, 2.2)
+        inference_rows(report, sizes, CUDA, 30, torch.cuda.synchronize)
 
 
 def main(argv=None) -> int:
