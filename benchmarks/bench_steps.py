@@ -14,6 +14,7 @@ import argparse
 import torch
 from common import Report, paired_medians
 
+from mfbook.noise import standard_normal
 from mfbook.train import TrainConfig, build_model, make_optimizer, resolve_device, train_epoch
 
 
@@ -30,9 +31,9 @@ def step_fn(method: str, sizes, batch: int, device):
 
 
 def noise_fn(sizes, batch: int, device):
-    """Draw the eps of one noisy forward pass: (batch, N_l) for every layer."""
-    noise = torch.Generator(device=device).manual_seed(2)
-    return lambda: [torch.randn(batch, n, generator=noise, device=device) for n in sizes[1:]]
+    """Draw the eps of one noisy forward pass: (batch, N_l) for every layer, as the model does."""
+    gen = torch.Generator(device=device).manual_seed(2)
+    return lambda: [standard_normal(batch, n, generator=gen, device=device) for n in sizes[1:]]
 
 
 def matmul_fn(method: str, sizes, batch: int, device):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from mfbook import noise
 from mfbook.train import check_step, decayed_parameters, make_optimizer, training_step
 
 
@@ -133,7 +134,7 @@ class GraphedEpochs:
             torch.index_select(self.x, 0, idx, out=self.xb)
             torch.index_select(self.y, 0, idx, out=self.yb)
             for e in self.eps:  # the order in which MeanFieldLinear.forward draws them
-                e.normal_(generator=self.noise_gen)
+                noise.normal_(e, self.noise_gen)
             if self.graph is not None:
                 self.graph.replay()
             else:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from mfbook import _checks, gbp
+from mfbook import _checks, gbp, noise
 from mfbook.spike_slab import SpikeSlab
 
 MODES = ("mf", "mean")
@@ -96,16 +96,27 @@ class MeanFieldLinear(nn.Module):
         """The layer's distribution (detached from autograd)."""
         return SpikeSlab(self.pi.detach(), self.m.detach(), self.xi.detach())
 
+    @torch.no_grad()
+    def mean_and_noisy(self, h, generator=None):
+        """(G, G + eps * Delta): the mean network's and the noisy pre-activations of one input,
+        exactly as ``forward(h, "mean")`` and ``forward(h, "mf", generator=...)`` give them, with
+        the matrix product for G done once."""
+        mu, var, _, _ = gbp.weight_moments(self.pi, self.m, self.xi)
+        G, Delta = gbp.layer_moments(h, mu, var)
+        eps = noise.standard_normal(*G.shape, generator=generator, dtype=h.dtype, device=h.device)
+        return G, torch.addcmul(G, eps, Delta)
+
     def forward(self, h, mode="mf", eps=None, generator=None):
         """Pre-activations z (B, n_out). No input checks here: :class:`MeanFieldMLP` checks.
 
-        mode "mf": z = G + eps * Delta, eps ~ Normal(0, 1) drawn from ``generator`` unless given;
+        mode "mf": z = G + eps * Delta, eps ~ Normal(0, 1) drawn from ``generator`` by
+        :func:`mfbook.noise.normal_` unless given;
         mode "mean": z = G, the deterministic mean network.
         """
         if mode == "mean":
             return gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
         if eps is None:
-            eps = torch.randn(
+            eps = noise.standard_normal(
                 h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
             )
         if torch.is_grad_enabled():
@@ -181,6 +192,17 @@ class MeanFieldMLP(nn.Module):
             z = layer(h, mode, None if eps is None else eps[l], generator)
             h = torch.relu(z) if l < len(self.layers) - 1 else z
         return h
+
+    @torch.no_grad()
+    def mean_and_mf_logits(self, x, generator=None):
+        """``(logits(x, "mean"), logits(x, "mf", generator=generator))``, the same numbers, with the
+        first layer's mean pre-activation G (the largest matrix product) computed once: the two
+        networks differ only from the first noise on (chapter 4's test errors)."""
+        z_mean, z_mf = self.layers[0].mean_and_noisy(x, generator)
+        for layer in self.layers[1:]:
+            z_mean = layer(torch.relu(z_mean), "mean")
+            z_mf = layer(torch.relu(z_mf), "mf", generator=generator)
+        return z_mean, z_mf
 
     def project_(self) -> None:
         for layer in self.layers:

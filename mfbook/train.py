@@ -321,9 +321,10 @@ def evaluate(model, x, y, config: TrainConfig, generator=None) -> dict[str, floa
     if config.method == "bp":
         outputs = {"test_error_mean": model.logits(x)}
     else:
+        mean, mf = model.mean_and_mf_logits(x, generator)
         outputs = {
-            "test_error_mean": model.logits(x, "mean"),
-            "test_error_mf": model.logits(x, "mf", generator=generator),
+            "test_error_mean": mean,
+            "test_error_mf": mf,
             "test_error_sample": model.sample_network(generator)(x),
         }
     return {k: float((v.argmax(1) != y).double().mean()) for k, v in outputs.items()}

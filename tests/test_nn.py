@@ -41,6 +41,20 @@ def test_mean_mode_is_the_mean_network_and_mf_adds_noise(gen):
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
+@pytest.mark.parametrize("sizes", [[784, 100, 100, 10], [6, 3]])
+def test_mean_and_mf_logits_equal_the_two_separate_passes(gen, sizes):
+    model = MeanFieldMLP(sizes)
+    model.reset_parameters(gen)
+    with torch.no_grad():
+        for lay in model.layers:  # partly absent, partly variable connections
+            lay.pi.uniform_(0, 1, generator=gen)
+    x = torch.rand(37, sizes[0], generator=gen)
+    mean, mf = model.mean_and_mf_logits(x, torch.Generator().manual_seed(4))
+    assert torch.equal(mean, model.logits(x, "mean"))
+    assert torch.equal(mf, model.logits(x, "mf", generator=torch.Generator().manual_seed(4)))
+    assert not torch.equal(mean, mf)
+
+
 def test_project_makes_exact_zeros_and_ones_and_categories_partition(gen):
     model = MeanFieldMLP([8, 6, 4])
     with torch.no_grad():
