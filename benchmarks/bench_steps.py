@@ -59,6 +59,36 @@ def matmul_fn(method: str, sizes, batch: int, device):
     return run
 
 
+def adam_fn(method: str, sizes, device):
+    """The optimiser step alone: Adam on (pi, m, xi) for gBP, on w for plain backprop."""
+    config = TrainConfig(method=method, sizes=tuple(sizes))
+    model = build_model(config, seed=0).to(device)
+    opt = make_optimizer(model, config, lr=1e-3)
+    gen = torch.Generator(device=device).manual_seed(3)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=gen, device=device) * 1e-3
+    return opt.step
+
+
+def infer_mm_fn(method: str, sizes, batch: int, device):
+    """The matrix products of one forward pass alone: two per layer for the mean-field network
+    (mean and variance paths), one for the plain network."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    mats = [
+        torch.randn(n_out, n_in, generator=gen, device=device)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    hs = [torch.rand(batch, n, generator=gen, device=device) for n in sizes[:-1]]
+    copies = 2 if method == "gbp" else 1
+    return lambda: [torch.mm(h, w.T) for h, w in zip(hs, mats, strict=True) for _ in range(copies)]
+
+
+def square_fn(sizes, batch: int, device):
+    """h * h of the input images alone: the variance path's extra pass over the input."""
+    x = torch.rand(batch, sizes[0], device=device)
+    return lambda: x * x
+
+
 def infer_fn(method: str, mode: str, sizes, batch: int, device, eps_given=False):
     config = TrainConfig(method=method, sizes=tuple(sizes))
     model = build_model(config, seed=0).to(device)
@@ -77,7 +107,8 @@ def infer_fn(method: str, mode: str, sizes, batch: int, device, eps_given=False)
 
 def inference_rows(report, sizes, device, repeats: int, sync=None, n: int = 10_000) -> None:
     """Mean and noisy forward passes of ``n`` images against the plain network; the noisy pass
-    also with eps drawn beforehand, and the eps draw alone."""
+    also with eps drawn beforehand, and the parts that bound it from below: the eps draw, the
+    matrix products and the squaring of the input, each alone."""
     name, w = "-".join(map(str, sizes)), sizes[1]
     fns = [
         infer_fn("bp", "mean", sizes, n, device),
@@ -85,12 +116,19 @@ def inference_rows(report, sizes, device, repeats: int, sync=None, n: int = 10_0
         infer_fn("gbp", "mf", sizes, n, device),
         infer_fn("gbp", "mf", sizes, n, device, eps_given=True),
         noise_fn(sizes, n, device),
+        infer_mm_fn("gbp", sizes, n, device),
+        infer_mm_fn("bp", sizes, n, device),
+        square_fn(sizes, n, device),
     ]
-    plain, mean, mf, mf_given, noise = paired_medians(fns, repeats, sync=sync)
+    plain, mean, mf, mf_given, noise, mm_g, mm_b, square = paired_medians(fns, repeats, sync=sync)
     report.ratio(f"infer-mean-{w}", f"inference (mean) {name}, batch {n}", mean, plain, 2.2)
     report.ratio(f"infer-mf-{w}", f"inference (mf) {name}, batch {n}", mf, plain, 2.2)
     report.ratio(f"infer-mf-given-{w}", "  of which: the pass with eps given", mf_given, plain)
     report.ratio(f"infer-noise-{w}", "  of which: drawing eps alone", noise, plain)
+    report.ratio(f"infer-mm-{w}", "  the matrix products alone", mm_g, mm_b)
+    report.ratio(f"infer-square-{w}", "  squaring the input alone", square, plain)
+    floor = mm_g + noise + square
+    report.ratio(f"infer-floor-{w}", "  floor: products + eps + input squared", floor, plain)
 
 
 def main(argv=None) -> None:
@@ -109,12 +147,18 @@ def main(argv=None) -> None:
         name = "-".join(map(str, sizes))
         fns = [step_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
         fns += [matmul_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
-        fns.append(noise_fn(sizes, args.batch, dev))
-        g, b, mm_g, mm_b, noise = paired_medians(fns, args.repeats, sync=sync)
+        fns += [noise_fn(sizes, args.batch, dev), adam_fn("gbp", sizes, dev)]
+        fns.append(adam_fn("bp", sizes, dev))
+        g, b, mm_g, mm_b, noise, adam_g, adam_b = paired_medians(fns, args.repeats, sync=sync)
         w = sizes[1]
         report.ratio(f"step-{w}", f"train step {name}, batch {args.batch}", g, b, target)
         report.ratio(f"step-mm-{w}", "  the matrix products alone", mm_g, mm_b)
         report.ratio(f"step-noise-{w}", "  of which: drawing eps alone", noise, b)
+        report.ratio(f"step-adam-{w}", "  Adam on (pi, m, xi) alone, vs Adam on w", adam_g, adam_b)
+        # what gBP cannot avoid, each part timed alone, against the whole plain step: the
+        # plain step's own products and Adam are in its time, gBP's extra work on top
+        floor = mm_g + noise + adam_g + (b - mm_b - adam_b)
+        report.ratio(f"step-floor-{w}", "  floor: products + eps + Adam + plain's rest", floor, b)
     for sizes, _ in cases:
         inference_rows(report, sizes, dev, args.repeats, sync)
     report.save(args.json)

@@ -32,11 +32,18 @@ def test_step_benchmark_writes_every_ratio(tmp_path):
         str(tmp_path / "steps.json"),
     )
     record = load_benchmark("steps", root=tmp_path)
-    keys = {"step-100", "step-mm-100", "step-noise-100", "infer-mean-100", "infer-mf-100"}
+    keys = {"step-100", "step-mm-100", "step-noise-100", "step-adam-100", "step-floor-100"}
+    keys |= {"infer-mean-100", "infer-mf-100", "infer-mm-100", "infer-square-100"}
     assert keys <= set(record["rows"])
-    for r in record["rows"].values():
+    rows = record["rows"]
+    for r in rows.values():
         assert r["gbp_s"] > 0 and r["plain_s"] > 0
         assert r["ratio"] == pytest.approx(r["gbp_s"] / r["plain_s"])
+    # each floor is the sum of the parts timed alone, against the whole plain pass
+    parts = ("infer-mm-100", "infer-noise-100", "infer-square-100")
+    assert rows["infer-floor-100"]["gbp_s"] == pytest.approx(sum(rows[k]["gbp_s"] for k in parts))
+    assert rows["infer-floor-100"]["plain_s"] == rows["infer-mf-100"]["plain_s"]
+    assert rows["step-floor-100"]["plain_s"] == rows["step-100"]["plain_s"]
     assert "train step 784-100-100-10, batch 64" in stdout
 
 
