@@ -44,7 +44,9 @@ def normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torc
     """Fill the floating-point tensor ``out`` with standard normal numbers, in place; returns it.
 
     ``generator`` must be on ``out``'s device (None: torch's default generator). CUDA tensors use
-    ``out.normal_(generator=...)``; CPU tensors the counter-based generator above.
+    ``out.normal_(generator=...)``; CPU tensors the counter-based generator above, which computes
+    in single precision (a float64 tensor gets the same numbers, converted) and fills a tensor in
+    its logical order, whatever its memory layout.
     """
     if not isinstance(out, torch.Tensor) or out.dtype not in _checks.FLOAT_DTYPES:
         what = out.dtype if isinstance(out, torch.Tensor) else type(out).__name__
