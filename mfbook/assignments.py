@@ -18,11 +18,13 @@ cell metadata ``{"nbgrader": {"solution": true, "grade_id": ...}}`` and its answ
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import inspect
 import json
 import math
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -197,8 +199,11 @@ def grading_notebook(student, master) -> nbformat.NotebookNode:
     return nb
 
 
-def grade(notebook_path, master_path, timeout: int = 120) -> Result:
+def grade(notebook_path, master, timeout: int = 120) -> Result:
     """Run a submission with the master's tests and score every test cell of the master.
+
+    ``master`` is the master notebook's path or the notebook itself (read with nbformat; it is
+    not changed, so one master can grade many submissions, at the same time too).
 
     Cells run one after another in a fresh kernel whose working directory is the submission's
     folder; a cell that fails does not stop the next ones. A test cell scores its points when it
@@ -208,7 +213,9 @@ def grade(notebook_path, master_path, timeout: int = 120) -> Result:
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    notebook_path, master = Path(notebook_path), nbformat.read(master_path, as_version=4)
+    if isinstance(master, str | os.PathLike):
+        master = nbformat.read(master, as_version=4)
+    notebook_path = Path(notebook_path)
     nb = grading_notebook(nbformat.read(notebook_path, as_version=4), master)
     replies: dict[int, dict] = {}
 
@@ -253,20 +260,25 @@ def grade_folder(submissions_dir, masters_dir=MASTERS, csv_path=None, timeout=12
     total, max, feedback (the messages of the failed exercises); a missing notebook scores 0.
     ``jobs`` notebooks run at a time. Returns the rows as dicts.
     """
-    masters = {p.stem: p for p in sorted(Path(masters_dir).glob("*.ipynb"))}
-    if not masters:
+    paths = sorted(Path(masters_dir).glob("*.ipynb"))
+    if not paths:
         raise FileNotFoundError(f"no master notebooks in {masters_dir}")
-    expected = {name: test_points(nbformat.read(p, as_version=4)) for name, p in masters.items()}
+    masters = {p.stem: nbformat.read(p, as_version=4) for p in paths}  # read once, used by all
+    expected = {name: test_points(master) for name, master in masters.items()}
     students = sorted(p for p in Path(submissions_dir).iterdir() if p.is_dir())
     pairs = [(s, name) for s in students for name in masters]
-    todo = [(s / f"{name}.ipynb", masters[name]) for s, name in pairs]
-    todo = [t for t in todo if t[0].is_file()]
+    todo = [(s, name) for s, name in pairs if (s / f"{name}.ipynb").is_file()]
+
+    def run(pair):
+        student, name = pair
+        return grade(student / f"{name}.ipynb", masters[name], timeout=timeout)
+
     with ThreadPoolExecutor(max(1, jobs)) as pool:  # each notebook runs in its own kernel
-        done = dict(zip(todo, pool.map(lambda t: grade(*t, timeout=timeout), todo), strict=True))
+        done = dict(zip(todo, pool.map(run, todo), strict=True))
     columns = [gid for points in expected.values() for gid in points]
     rows = []
     for student, name in pairs:
-        res = done.get((student / f"{name}.ipynb", masters[name]))
+        res = done.get((student, name))
         row = {"student": student.name, "assignment": name}
         if res is None:
             points, feedback = dict.fromkeys(expected[name], 0.0), "not submitted"
@@ -391,21 +403,84 @@ def assert_close(
     )
 
 
+_PACKAGE = re.compile(r"mfbook(\.|$)")
+_PACKAGE_NAME = re.compile(r"mfbook(\.\w+)*")  # a string that names a module of the package
+
+
+def _package_module(obj) -> str:
+    """The mfbook module that ``obj`` (a module, routine or class) comes from, else ``""``.
+
+    The model classes of ``mfbook.nn`` count as not from the package: they are allowed.
+    """
+    if inspect.ismodule(obj):
+        module = obj.__name__
+    elif inspect.isroutine(obj) or inspect.isclass(obj):
+        module = getattr(obj, "__module__", None) or ""
+    else:
+        return ""
+    if not _PACKAGE.match(module) or (inspect.isclass(obj) and module == "mfbook.nn"):
+        return ""
+    return module
+
+
+def _code_objects(code):
+    """``code`` and the code objects nested in it (inner functions, lambdas, comprehensions)."""
+    yield code
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _code_objects(const)
+
+
+def _bound_values(f) -> list[tuple[str, object]]:
+    """(name, value) of what ``f`` uses besides its code: default arguments and closure cells."""
+    code, defaults = f.__code__, f.__defaults__ or ()
+    args = code.co_varnames[code.co_argcount - len(defaults) : code.co_argcount]
+    values = [(f"the default of {a}", v) for a, v in zip(args, defaults, strict=True)]
+    values += [(f"the default of {a}", v) for a, v in (f.__kwdefaults__ or {}).items()]
+    for name, cell in zip(code.co_freevars, f.__closure__ or (), strict=True):
+        with contextlib.suppress(ValueError):  # a cell not filled yet
+            values.append((name, cell.cell_contents))
+    return values
+
+
 def assert_own_code(fn) -> None:
     """Fail if ``fn`` calls mfbook: the exercise is to write it, not to import it.
 
-    Looks at the global names the function's code uses; the model classes of ``mfbook.nn`` (for
-    ``isinstance`` checks and copies) are allowed.
+    Looks at what the function's code uses: the global names (of the function and of the
+    functions and lambdas nested in it), the modules it imports inside its body, its default
+    arguments and closure, and, the same way, the functions of the student's own module it calls
+    (a helper that wraps a function of the package fails too). The model classes of ``mfbook.nn``
+    (for ``isinstance`` checks and copies) are allowed.
     """
-    for name in fn.__code__.co_names:
-        obj = fn.__globals__.get(name)
-        if inspect.ismodule(obj):
-            module = obj.__name__
-        elif inspect.isroutine(obj) or inspect.isclass(obj):
-            module = getattr(obj, "__module__", None) or ""
-        else:
+    todo, seen = [(fn, [])], set()
+    while todo:
+        f, path = todo.pop()
+        if f in seen:
             continue
-        if re.match(r"mfbook(\.|$)", module) and not (
-            inspect.isclass(obj) and module == "mfbook.nn"
-        ):
-            raise AssertionError(f"{fn.__name__} uses {name} from {module}: write it yourself")
+        seen.add(f)
+        through = f" (through {' -> '.join(path)})" if path else ""
+        used = []  # (name, value) of the globals, defaults and closure cells f uses
+        for code in _code_objects(f.__code__):
+            for name in code.co_names:
+                if _PACKAGE.match(name):  # import mfbook.x / from mfbook.x import y, in the body
+                    raise AssertionError(
+                        f"{fn.__name__} imports {name}{through}: write it yourself"
+                    )
+                if name in f.__globals__:
+                    used.append((name, f.__globals__[name]))
+            for const in code.co_consts:  # __import__("mfbook.x"), importlib.import_module(...)
+                if isinstance(const, str) and _PACKAGE_NAME.fullmatch(const):
+                    raise AssertionError(
+                        f"{fn.__name__} names the module {const!r}{through}: write it yourself"
+                    )
+        for name, obj in used + _bound_values(f):
+            module = _package_module(obj)
+            if module:
+                raise AssertionError(
+                    f"{fn.__name__} uses {name} from {module}{through}: write it yourself"
+                )
+            own = inspect.isfunction(obj) and (
+                obj.__globals__ is f.__globals__ or obj.__module__ == fn.__module__
+            )
+            if own and obj not in seen:  # a helper of the student's: look inside it too
+                todo.append((obj, [*path, obj.__name__]))

@@ -332,6 +332,133 @@ def test_assert_own_code_rejects_the_package():
     assert "uses gbp from mfbook.gbp" in _message(lambda: A.assert_own_code(cheat_module))
     assert "uses pm from mfbook.moments" in _message(lambda: A.assert_own_code(cheat_function))
 
+    # a student's module: its own helpers are looked into, torch and math stay allowed
+    student = {"__name__": "student_module", **env}
+    exec(STUDENT_CODE, student)
+    for name in ("legit", "legit_nested", "recursive"):
+        A.assert_own_code(student[name])
+    cheats = {
+        "cheat_local_import": "imports mfbook.moments",
+        "cheat_local_from_package": "imports mfbook",
+        "cheat_dunder_import": "names the module 'mfbook.moments'",
+        "cheat_helper": "uses pm from mfbook.moments (through helper)",
+        "cheat_deep_helper": "uses gbp from mfbook.gbp (through outer -> inner)",
+        "cheat_helper_import": "imports mfbook.moments (through helper_import)",
+        "cheat_lambda": "uses pm from mfbook.moments",
+        "cheat_inner_function": "uses gbp from mfbook.gbp",
+        "cheat_comprehension": "uses pm from mfbook.moments",
+        "cheat_default": "uses the default of p from mfbook.moments",
+        "cheat_closure": "uses p from mfbook.moments",
+    }
+    for name, phrase in cheats.items():
+        message = _message(lambda f=student[name]: A.assert_own_code(f))
+        assert message.startswith(f"{name} ") and message.endswith(": write it yourself")
+        assert phrase in message, (name, message)
+
+
+STUDENT_CODE = """
+import math
+
+
+def legit(h):
+    return torch.relu(h) * math.sqrt(2) + helper_ok(h)
+
+
+def helper_ok(h):
+    return torch.tanh(h) if isinstance(h, MeanFieldMLP) is False else h
+
+
+def legit_nested(h):
+    f = lambda x: x**2
+    return sum(f(v) for v in [h, -h]) + torch.stack([torch.sin(v) for v in (h, h)]).sum()
+
+
+def recursive(h, k=3):
+    return h if k == 0 else other(h, k - 1)
+
+
+def other(h, k):
+    return recursive(torch.relu(h), k)
+
+
+def cheat_local_import(h):
+    from mfbook.moments import preactivation_moments as p
+
+    return p(h)
+
+
+def cheat_local_from_package(h):
+    from mfbook import moments
+
+    return moments.preactivation_moments(h)
+
+
+def cheat_dunder_import(h):
+    return __import__("mfbook.moments", fromlist=["x"]).preactivation_moments(h)
+
+
+def helper(h):
+    return pm(h)
+
+
+def cheat_helper(h):
+    return helper(h) + torch.relu(h)
+
+
+def inner(h):
+    return gbp.layer_moments(h)
+
+
+def outer(h):
+    return inner(h)
+
+
+def cheat_deep_helper(h):
+    return outer(h)
+
+
+def helper_import(h):
+    import mfbook.moments
+
+    return mfbook.moments.preactivation_moments(h)
+
+
+def cheat_helper_import(h):
+    return helper_import(h)
+
+
+def cheat_lambda(h):
+    f = lambda x: pm(x)
+    return f(h)
+
+
+def cheat_inner_function(h):
+    def f(x):
+        return gbp.layer_moments(x)
+
+    return f(h)
+
+
+def cheat_comprehension(hs):
+    return [pm(h) for h in hs]
+
+
+def cheat_default(h, p=pm):
+    return p(h)
+
+
+def _make_closure():
+    p = pm
+
+    def cheat_closure(h):
+        return p(h)
+
+    return cheat_closure
+
+
+cheat_closure = _make_closure()
+"""
+
 
 def test_cli_parses_the_assign_commands():
     args = _parser().parse_args(["assign", "grade", "subs", "--out", "g.csv", "--jobs", "2"])
@@ -436,6 +563,11 @@ def test_grade_folder_writes_the_table(graded):
         if row["student"] == "carol":
             assert all(f"{g}: " in row["feedback"] for g in WRONG[name]["lost"])
     assert graded["rows"][0]["total"] == float(rows[0]["total"])
+    # every row returned is the row written, field by field
+    assert len(graded["rows"]) == len(rows)
+    for got, written in zip(graded["rows"], rows, strict=True):
+        assert got["total"] == float(written["total"]), (got, written)
+        assert {k: str(v) for k, v in got.items()} == written
 
 
 def test_cli_grade_writes_a_csv(tmp_path, capsys):
