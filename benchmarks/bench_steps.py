@@ -36,25 +36,27 @@ def noise_fn(sizes, batch: int, device):
     return lambda: [standard_normal(batch, n, generator=gen, device=device) for n in sizes[1:]]
 
 
-def matmul_fn(method: str, sizes, batch: int, device):
-    """Only the matrix products of one training step, same shapes: per layer gBP has two forward
-    and four backward (three in the first layer, which needs no dC/dh), backprop one and two."""
+def matmul_fn(method: str, sizes, batch: int, device, backward: bool = True):
+    """Only the matrix products of one training step (or, ``backward=False``, of one forward
+    pass), same shapes: per layer gBP has two forward (mean and variance paths) and four backward
+    (three in the first layer, which needs no dC/dh), backprop one and two."""
     gen = torch.Generator(device=device).manual_seed(0)
     copies = 2 if method == "gbp" else 1
     layers = []
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         h = torch.rand(copies, batch, n_in, generator=gen, device=device)
         w = torch.randn(copies, n_out, n_in, generator=gen, device=device)
-        K = torch.randn(copies, batch, n_out, generator=gen, device=device)
+        K = torch.randn(copies, batch, n_out, generator=gen, device=device) if backward else None
         layers.append((h, w, K, l > 0))
 
     def run():
         for h, w, K, input_grad in layers:
             for c in range(copies):
                 torch.mm(h[c], w[c].T)
-                torch.mm(K[c].T, h[c])
-                if input_grad:
-                    torch.mm(K[c], w[c])
+                if K is not None:
+                    torch.mm(K[c].T, h[c])
+                    if input_grad:
+                        torch.mm(K[c], w[c])
 
     return run
 
@@ -68,19 +70,6 @@ def adam_fn(method: str, sizes, device):
     for p in model.parameters():
         p.grad = torch.randn(p.shape, generator=gen, device=device) * 1e-3
     return opt.step
-
-
-def infer_mm_fn(method: str, sizes, batch: int, device):
-    """The matrix products of one forward pass alone: two per layer for the mean-field network
-    (mean and variance paths), one for the plain network."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    mats = [
-        torch.randn(n_out, n_in, generator=gen, device=device)
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
-    ]
-    hs = [torch.rand(batch, n, generator=gen, device=device) for n in sizes[:-1]]
-    copies = 2 if method == "gbp" else 1
-    return lambda: [torch.mm(h, w.T) for h, w in zip(hs, mats, strict=True) for _ in range(copies)]
 
 
 def square_fn(sizes, batch: int, device):
@@ -116,8 +105,8 @@ def inference_rows(report, sizes, device, repeats: int, sync=None, n: int = 10_0
         infer_fn("gbp", "mf", sizes, n, device),
         infer_fn("gbp", "mf", sizes, n, device, eps_given=True),
         noise_fn(sizes, n, device),
-        infer_mm_fn("gbp", sizes, n, device),
-        infer_mm_fn("bp", sizes, n, device),
+        matmul_fn("gbp", sizes, n, device, backward=False),
+        matmul_fn("bp", sizes, n, device, backward=False),
         square_fn(sizes, n, device),
     ]
     plain, mean, mf, mf_given, noise, mm_g, mm_b, square = paired_medians(fns, repeats, sync=sync)

@@ -31,8 +31,8 @@ def paired_medians(fns, repeats: int = 20, warmup: int = 3, sync=None) -> list[f
     return [statistics.median(ts) for ts in times]
 
 
-def header(device: torch.device) -> str:
-    e = environment(device)
+def header(e: dict) -> str:
+    """The first line of a report: versions, device and threads, from an environment record."""
     return (
         f"# mfbook {e['mfbook']}, torch {e['torch']}, python {e['python']}, device {e['device']} "
         f"({e.get('gpu', e['machine'])}), {e['cpu_threads']} CPU threads"
@@ -54,7 +54,7 @@ class Report:
 
     def __init__(self, device: torch.device):
         self.data = {"environment": environment(device), "rows": [], "values": {}}
-        print(header(device), flush=True)
+        print(header(self.data["environment"]), flush=True)
 
     def ratio(self, key: str, case: str, gbp_s: float, plain_s: float, target=None) -> None:
         """One case: gBP time, plain-backprop time, their ratio and the target ratio."""

@@ -4,6 +4,8 @@
 * :func:`perturbed`: a copy of the model with some connections removed or switched on;
 * :func:`removed`: a copy of the model without the connections of a given mask;
 * :func:`perturbation_curves`: the experiment of PAPER.md section 5, for any layer;
+* :func:`perturbation_point`: one point of that experiment: one layer, kind and fraction;
+* :func:`error_rate`: the fraction of misclassified rows of a batch of logits;
 * :func:`subnetwork_errors`: test errors of many sampled sub-networks;
 * :func:`layer_entropy`: mean per-connection entropy of every layer.
 """
@@ -18,6 +20,9 @@ from mfbook import _checks
 from mfbook.nn import MeanFieldMLP
 
 KINDS = ("vip", "random", "uip")
+#: Per kind of perturbation, the category of connections (a field of ``Categories``) of which
+#: the fraction f is taken to count the connections perturbed: "random" removes as many as "vip".
+FRACTION_OF = {"vip": "vip", "random": "vip", "uip": "uip"}
 
 
 def _check_model(model) -> None:
@@ -95,16 +100,52 @@ def removed(model: MeanFieldMLP, layer: int, mask: torch.Tensor) -> MeanFieldMLP
     return new
 
 
+def error_rate(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of rows of ``logits`` (B, classes) whose argmax differs from the label ``y``
+    (B,), computed in double precision: the test error of a classifier on a batch."""
+    return float((logits.argmax(1) != y).double().mean())
+
+
 @torch.no_grad()
 def subnetwork_errors(model: MeanFieldMLP, x, y, n_networks: int = 10, generator=None):
-    """Test error of each of ``n_networks`` sampled sub-networks, a tensor (n_networks,)."""
+    """Test error of each of ``n_networks`` sampled sub-networks, a float64 tensor (n_networks,)
+    on the device of ``x``."""
     _check_model(model)
     n_networks = _checks.positive_int("n_networks", n_networks)
-    errs = [
-        (model.sample_network(generator)(x).argmax(1) != y).double().mean()
-        for _ in range(n_networks)
-    ]
-    return torch.stack(errs)
+    errs = [error_rate(model.sample_network(generator)(x), y) for _ in range(n_networks)]
+    return torch.tensor(errs, dtype=torch.float64, device=x.device)
+
+
+def perturbation_point(
+    model: MeanFieldMLP,
+    x,
+    y,
+    layer: int,
+    kind: str,
+    fraction: float,
+    n_networks: int = 10,
+    seed: int = 0,
+) -> tuple[int, torch.Tensor]:
+    """One point of the perturbation experiment (PAPER.md section 5): ``(count, errors)``.
+
+    ``count`` connections of one layer are perturbed (see :func:`perturbed`): for ``"vip"`` and
+    ``"uip"`` the fraction ``fraction`` of that layer's VIP or UIP connections (rounded); for
+    ``"random"`` as many as for ``"vip"``, at most the number of variable connections. ``errors``
+    are the test errors on (x, y) of ``n_networks`` sub-networks sampled from the perturbed model
+    (:func:`subnetwork_errors`). One generator seeded with ``seed`` draws first the order of the
+    perturbed connections, then the sub-networks, so with one seed a larger fraction perturbs a
+    superset of the connections of a smaller one.
+    """
+    _check_model(model)
+    l = _layer_index(model, layer)
+    _checks.choice("kind", kind, KINDS)
+    cats = model.layers[l].spike_slab().categories()
+    count = round(fraction * int(getattr(cats, FRACTION_OF[kind]).sum()))
+    if kind == "random":
+        count = min(count, int(cats.variable.sum()))
+    gen = torch.Generator().manual_seed(seed)
+    net = perturbed(model, l, kind, count, gen)
+    return count, subnetwork_errors(net, x, y, n_networks, gen)
 
 
 def perturbation_curves(
@@ -120,21 +161,17 @@ def perturbation_curves(
 
     For each fraction f: remove f of the VIP connections; remove the same NUMBER of randomly
     chosen variable connections; switch on f of the UIP connections. Returns, per kind, the test
-    error averaged over ``n_networks`` sampled sub-networks, plus the counts used.
+    error averaged over ``n_networks`` sampled sub-networks, plus the counts used: one
+    :func:`perturbation_point` per kind and fraction.
     """
     _check_model(model)
     l = _layer_index(model, layer)
-    cats = model.layers[l].spike_slab().categories()
-    n_vip, n_uip, n_var = (int(t.sum()) for t in (cats.vip, cats.uip, cats.variable))
     out: dict[str, list[float]] = {"fraction": [float(f) for f in fractions]}
     for kind in KINDS:
         errs, counts = [], []
-        for f in fractions:
-            count = round(f * (n_uip if kind == "uip" else n_vip))
-            count = min(count, n_var) if kind == "random" else count
-            gen = torch.Generator().manual_seed(seed)  # the same order for every fraction
-            net = perturbed(model, l, kind, count, gen)
-            errs.append(float(subnetwork_errors(net, x, y, n_networks, gen).mean()))
+        for f in fractions:  # the same seed, hence the same order, for every fraction
+            count, errors = perturbation_point(model, x, y, l, kind, f, n_networks, seed)
+            errs.append(float(errors.mean()))
             counts.append(count)
         out[f"error_{kind}"], out[f"count_{kind}"] = errs, counts
     return out

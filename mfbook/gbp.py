@@ -85,6 +85,20 @@ def layer_moments(h, mu, var, h2=None):
     return G, Delta
 
 
+def layer_forward(h, pi, m, xi, eps, keep: bool = False):
+    """One noisy mean-field layer (chapters 2-3): (G, Delta, z = G + eps * Delta, cache).
+
+    G is the mean network's pre-activation, z a new tensor. ``cache`` is the
+    :class:`LayerCache` that gBP needs with ``keep``, else None (inference keeps nothing).
+    No input checks: callers validate.
+    """
+    mu, var, pi_m, s = weight_moments(pi, m, xi)
+    h2 = h * h
+    G, Delta = layer_moments(h, mu, var, h2)
+    cache = LayerCache(mu, var, pi_m, s, h2, noise_ratio(eps, Delta)) if keep else None
+    return G, Delta, torch.addcmul(G, eps, Delta), cache
+
+
 def noise_ratio(eps, Delta):
     """r = eps / Delta, set to 0 where Delta = 0: there the variance path is switched off."""
     return torch.div(eps, Delta).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
@@ -181,11 +195,13 @@ def forward(params: Params, x: torch.Tensor, eps: list[torch.Tensor]) -> Forward
     return _forward(params, x, eps)
 
 
-def _forward(params, x, eps) -> Forward:
+def _forward(params, x, eps, caches=None) -> Forward:
+    """The forward pass; with a list ``caches``, each layer's :class:`LayerCache` is appended."""
     hs, Gs, Deltas, zs = [x], [], [], []
     for l, ((pi, m, xi), e) in enumerate(zip(params, eps, strict=True)):
-        G, Delta = layer_moments(hs[-1], *mean_and_variance(pi, m, xi))
-        z = torch.addcmul(G, e, Delta)  # G + eps * Delta
+        G, Delta, z, cache = layer_forward(hs[-1], pi, m, xi, e, keep=caches is not None)
+        if caches is not None:
+            caches.append(cache)
         Gs.append(G)
         Deltas.append(Delta)
         zs.append(z)
@@ -206,14 +222,16 @@ def gradients(
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """dC/d(pi, m, xi) for every layer by generalized backprop (chapter 3), same eps as forward."""
     _check_inputs(params, x, eps, y)
-    fw = _forward(params, x, eps)
+    caches: list[LayerCache] = []
+    fw = _forward(params, x, eps, caches)
     B = x.shape[0]
     K = fw.probs.clone()
     K[torch.arange(B, device=x.device), y] -= 1
     K /= B
     grads = []
     for l in reversed(range(len(params))):
-        dh, *g = layer_backward(K, fw.h[l], *params[l], eps[l], fw.Delta[l], need_input_grad=l > 0)
+        pi, m, _ = params[l]
+        dh, *g = layer_backward_cached(K, fw.h[l], pi, m, caches[l], need_input_grad=l > 0)
         grads.append(tuple(g))
         if l > 0:
             K = dh * (fw.z[l - 1] > 0)  # ReLU'(z)

@@ -23,22 +23,12 @@ M_VAR = 2 / 784
 XI_MAX = 0.01
 
 
-def _noisy_forward(h, pi, m, xi, eps, keep: bool):
-    """z = G + eps * Delta (chapter 3), and with ``keep`` the :class:`~mfbook.gbp.LayerCache`
-    that gBP needs (else None: inference keeps nothing)."""
-    mu, var, pi_m, s = gbp.weight_moments(pi, m, xi)
-    h2 = h * h
-    G, Delta = gbp.layer_moments(h, mu, var, h2)
-    cache = gbp.LayerCache(mu, var, pi_m, s, h2, gbp.noise_ratio(eps, Delta)) if keep else None
-    return G.addcmul_(eps, Delta), cache
-
-
 class _MeanFieldFunction(torch.autograd.Function):
     """z = G + eps * Delta forward; gBP (chapter 3, equation eq-ch3-grads) backward."""
 
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps):
-        z, cache = _noisy_forward(h, pi, m, xi, eps, keep=True)
+        _, _, z, cache = gbp.layer_forward(h, pi, m, xi, eps, keep=True)
         ctx.save_for_backward(h, pi, m, *cache)
         return z
 
@@ -101,10 +91,11 @@ class MeanFieldLinear(nn.Module):
         """(G, G + eps * Delta): the mean network's and the noisy pre-activations of one input,
         exactly as ``forward(h, "mean")`` and ``forward(h, "mf", generator=...)`` give them, with
         the matrix product for G done once."""
-        mu, var, _, _ = gbp.weight_moments(self.pi, self.m, self.xi)
-        G, Delta = gbp.layer_moments(h, mu, var)
-        eps = noise.standard_normal(*G.shape, generator=generator, dtype=h.dtype, device=h.device)
-        return G, torch.addcmul(G, eps, Delta)
+        eps = noise.standard_normal(
+            h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
+        )
+        G, _, z, _ = gbp.layer_forward(h, self.pi, self.m, self.xi, eps)
+        return G, z
 
     def forward(self, h, mode="mf", eps=None, generator=None):
         """Pre-activations z (B, n_out). No input checks here: :class:`MeanFieldMLP` checks.
@@ -121,7 +112,7 @@ class MeanFieldLinear(nn.Module):
             )
         if torch.is_grad_enabled():
             return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
-        return _noisy_forward(h, self.pi, self.m, self.xi, eps, keep=False)[0]
+        return gbp.layer_forward(h, self.pi, self.m, self.xi, eps)[2]
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -29,6 +29,11 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _gaussian(grid, G, Delta):
+    """The density of N(G, Delta^2) (Delta a standard deviation) on ``grid``."""
+    return np.exp(-((grid - G) ** 2) / (2 * Delta**2)) / (math.sqrt(2 * math.pi) * Delta)
+
+
 def spike_slab_distribution(
     pi: float, m: float, xi: float, samples: torch.Tensor | None = None
 ) -> Figure:
@@ -53,7 +58,7 @@ def spike_slab_distribution(
             ax.stairs(density, edges, fill=True, color=SLAB_COLOUR, alpha=0.35, label="samples")
     grid = np.linspace(lo, hi, 400)
     if xi > 0:
-        slab = (1 - pi) * np.exp(-((grid - m) ** 2) / (2 * xi)) / math.sqrt(2 * math.pi * xi)
+        slab = (1 - pi) * _gaussian(grid, m, math.sqrt(xi))
         ax.plot(grid, slab, color=SLAB_COLOUR, lw=2, label=r"slab $(1-\pi)\,\mathcal{N}(w|m,\Xi)$")
     else:
         ax.axvline(m, color=SLAB_COLOUR, lw=2, label=r"slab: point mass $1-\pi$ at $w=m$")
@@ -123,10 +128,6 @@ def entropy_vs_pi(pi, entropies: Mapping[str, torch.Tensor], reference=None) -> 
     return fig
 
 
-def _gaussian(grid, G, Delta):
-    return np.exp(-((grid - G) ** 2) / (2 * Delta**2)) / (math.sqrt(2 * math.pi) * Delta)
-
-
 def preactivation_histograms(
     samples: Sequence[torch.Tensor],
     G: Sequence[float],
@@ -194,6 +195,12 @@ def ks_vs_fan_in(
 # --- chapters 4-5 ---
 #: Colours of the three kinds of connection (chapter 5) and of the perturbation curves.
 KIND_COLOURS = {"vip": "tab:red", "random": "tab:blue", "uip": "tab:green"}
+#: What each kind of perturbation does (chapter 5): the legend of :func:`perturbation_panels`,
+#: the buttons and text of ``widgets.perturbation_explorer``. Plain text (no TeX), since widget
+#: buttons show it verbatim; each label ends with the name of the connections it perturbs.
+KIND_LABELS = {"vip": "remove VIP", "random": "remove as many variable", "uip": "switch on UIP"}
+#: The connections each kind of perturbation acts on (the last word of its label).
+KIND_CONNECTIONS = {"vip": "VIP", "random": "variable", "uip": "UIP"}
 CATEGORY_COLOURS = {
     "variable": "0.82",
     "VIP": "tab:red",
@@ -399,14 +406,9 @@ def perturbation_panels(curves: Sequence[Mapping], titles: Sequence[str] | None 
     fig, axes = plt.subplots(
         1, n, figsize=(3.6 * n + 0.4, 3.6), layout="constrained", squeeze=False, sharey=True
     )
-    labels = {
-        "vip": "remove VIP",
-        "random": "remove as many variable",
-        "uip": r"switch on UIP, $w\sim\mathcal{N}(0,1)$",
-    }
     for j, (ax, c) in enumerate(zip(axes[0], curves, strict=True)):
         f = _np(c["fraction"])
-        for kind, label in labels.items():
+        for kind, label in KIND_LABELS.items():
             total = c[f"count_{kind}"][-1]
             ax.plot(
                 f,

@@ -204,6 +204,13 @@ def _is_current(name: str, exp: Experiment, root) -> bool:
     )
 
 
+def is_current(name: str, root=None) -> bool:
+    """Whether the stored result of experiment ``name`` was computed from today's preset, seeds
+    and runs (the chapters' test that they show the real protocol, not a stale or stand-in run)."""
+    _checks.choice("experiment", name, tuple(EXPERIMENTS))
+    return _is_current(name, EXPERIMENTS[name], root)
+
+
 def _params_path(out: Path, label: str) -> Path:
     return out / (f"seed{label}.npz" if label.isdigit() else f"{label}.npz")
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from mfbook import _checks
+from mfbook.analysis import error_rate
 from mfbook.checkpoint import load_checkpoint, save_checkpoint
 from mfbook.data import load_mnist
 from mfbook.nn import MeanFieldMLP, PlainMLP
@@ -84,6 +85,25 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based): lr halved every ``lr_halve_every`` epochs."""
+        return self.lr * 0.5 ** (epoch // self.lr_halve_every)
+
+    def steps_per_epoch(self, n_images: int | None = None) -> int:
+        """Minibatches per epoch over ``n_images`` (default: n_train; the last one may be short)."""
+        n = self.n_train if n_images is None else n_images
+        if n is None:
+            raise ValueError("n_train is None (all images): pass n_images")
+        return -(-n // self.batch_size)
+
+    def decay_factor(self, n_images: int | None = None) -> float:
+        """The total shrink of a parameter by the decoupled weight decay alone over the whole
+        schedule: the product over all steps of (1 - lr * weight_decay) (chapters 4, 5, 7)."""
+        steps = self.steps_per_epoch(n_images)
+        return math.prod(
+            (1 - self.lr_at(e) * self.weight_decay) ** steps for e in range(self.epochs)
+        )
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -327,7 +347,7 @@ def evaluate(model, x, y, config: TrainConfig, generator=None) -> dict[str, floa
             "test_error_mf": mf,
             "test_error_sample": model.sample_network(generator)(x),
         }
-    return {k: float((v.argmax(1) != y).double().mean()) for k, v in outputs.items()}
+    return {k: error_rate(v, y) for k, v in outputs.items()}
 
 
 def train(
@@ -392,7 +412,7 @@ def train(
     runner = _epochs(model, config, x, y, noise_gen, cuda_graphs)
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
-        lr = config.lr * 0.5 ** (epoch // config.lr_halve_every)
+        lr = config.lr_at(epoch)
         runner.start_epoch(lr, fresh=config.reset_adam_each_epoch)
         snapshot = (
             {k: v.clone() for k, v in model.state_dict().items()},

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from mfbook import _checks, plots
+from mfbook import _checks, analysis, plots
 from mfbook.moments import gaussian_ks_distance, preactivation_moments, sample_preactivations
 from mfbook.spike_slab import SpikeSlab
 
@@ -165,14 +165,6 @@ def clt_explorer(
 
 
 # --- chapters 4-5 ---
-#: What each kind of perturbation does, for the chapter 5 explorer.
-PERTURBATION_LABELS = {
-    "vip": "remove VIP",
-    "random": "remove as many random variable",
-    "uip": "switch on UIP",
-}
-
-
 def perturbation_explorer(
     model,
     x: torch.Tensor,
@@ -187,50 +179,43 @@ def perturbation_explorer(
 
     ``kind`` is ``"vip"`` (remove f of the VIP connections), ``"random"`` (remove the same number
     of randomly chosen variable connections) or ``"uip"`` (switch on f of the UIP connections with
-    weights drawn from Normal(0, 1)), exactly as :func:`mfbook.analysis.perturbation_curves`, whose
-    numbers it reproduces for the same ``seed``. The figure shows the test errors on (x, y) of
-    ``n_networks`` sub-networks sampled from the perturbed and from the unperturbed ensemble.
+    weights drawn from Normal(0, 1)). Each update is one
+    :func:`mfbook.analysis.perturbation_point`, the computation behind
+    :func:`mfbook.analysis.perturbation_curves`, whose numbers it reproduces for the same ``seed``.
+    The figure shows the test errors on (x, y) of ``n_networks`` sub-networks sampled from the
+    perturbed and from the unperturbed ensemble.
     """
-    from mfbook import analysis
-
     analysis._check_model(model)
-    n_layers = len(model.layers)
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
-        raise ValueError(f"layer must be an int in [0, {n_layers}), got {layer!r}")
-    if kind not in PERTURBATION_LABELS:
-        raise ValueError(f"kind must be one of {tuple(PERTURBATION_LABELS)}, got {kind!r}")
+    analysis._layer_index(model, layer)
+    _checks.choice("kind", kind, analysis.KINDS)
     if isinstance(fraction, bool) or not isinstance(fraction, int | float):
         raise TypeError(f"fraction must be a number in [0, 1], got {type(fraction).__name__}")
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
     n_networks = _checks.positive_int("n_networks", n_networks)
-    pools = []
+    n_layers = len(model.layers)
+    totals = []  # per layer, the size of each category f is a fraction of
     for lay in model.layers:
         cats = lay.spike_slab().categories()
-        pools.append({k: int(v.sum()) for k, v in cats._asdict().items()})
+        totals.append({c: int(getattr(cats, c).sum()) for c in set(analysis.FRACTION_OF.values())})
     base = analysis.subnetwork_errors(model, x, y, n_networks, torch.Generator().manual_seed(seed))
 
     def draw(layer, kind, fraction):
-        pool = pools[layer]
-        total = pool["uip"] if kind == "uip" else pool["vip"]
-        count = round(fraction * total)
-        if kind == "random":
-            count = min(count, pool["variable"])
-        gen = torch.Generator().manual_seed(seed)  # the order of perturbation_curves
-        errors = analysis.subnetwork_errors(
-            analysis.perturbed(model, layer, kind, count, gen), x, y, n_networks, gen
+        count, errors = analysis.perturbation_point(
+            model, x, y, layer, kind, fraction, n_networks, seed
         )
-        what = {"vip": "VIP", "random": "variable", "uip": "UIP"}[kind]
+        of = analysis.FRACTION_OF[kind]  # "vip" or "uip": a category and the kind acting on it
+        label = plots.KIND_LABELS[kind]
         text = (
-            f"layer {layer + 1}, {PERTURBATION_LABELS[kind]}: {count} {what} connections "
-            f"(f = {fraction:.2f} of {total} {'UIP' if kind == 'uip' else 'VIP'})<br>"
+            f"layer {layer + 1}, {label}: {count} {plots.KIND_CONNECTIONS[kind]} connections "
+            f"(f = {fraction:.2f} of {totals[layer][of]} {plots.KIND_CONNECTIONS[of]})<br>"
             f"test error of {n_networks} sampled sub-networks on {len(y)} test images: "
             f"{100 * float(errors.mean()):.2f}% &plusmn; {100 * float(errors.std()):.2f}% "
             f"(unperturbed: {100 * float(base.mean()):.2f}% &plusmn; "
             f"{100 * float(base.std()):.2f}%)"
         )
         fig = plots.error_strip({"unperturbed": base, f"perturbed (f = {fraction:.2f})": errors})
-        fig.axes[0].set_title(f"layer {layer + 1}: {PERTURBATION_LABELS[kind]}", fontsize="medium")
+        fig.axes[0].set_title(f"layer {layer + 1}: {label}", fontsize="medium")
         return text, fig
 
     style = {"description_width": "initial"}
@@ -242,7 +227,7 @@ def perturbation_explorer(
             style=style,
         ),
         "kind": widgets.ToggleButtons(
-            options=[(label, k) for k, label in PERTURBATION_LABELS.items()],
+            options=[(label, k) for k, label in plots.KIND_LABELS.items()],
             value=kind,
             description="perturbation",
             style={**style, "button_width": "16em"},

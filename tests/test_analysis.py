@@ -92,3 +92,56 @@ def test_removed_takes_out_exactly_the_masked_connections(gen):
     assert float(after.mean()) > float(before.mean()) + 0.05  # class 0 is read by noise only
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(2, 20\)"):
         analysis.removed(model, 0, mask.float())
+
+
+def test_error_rate_is_the_fraction_of_wrong_argmaxes():
+    logits = torch.tensor([[0.0, 1.0], [2.0, 1.0], [0.0, 3.0], [5.0, 0.0]])
+    y = torch.tensor([1, 1, 1, 1])
+    assert analysis.error_rate(logits, y) == 0.5
+    assert isinstance(analysis.error_rate(logits, y), float)
+    assert analysis.error_rate(logits, torch.tensor([1, 0, 1, 0])) == 0.0
+
+
+def test_subnetwork_errors_are_error_rates_of_the_sampled_networks(gen):
+    model, x, y = crafted_model(gen)
+    errs = analysis.subnetwork_errors(model, x, y, 4, torch.Generator().manual_seed(3))
+    again = torch.Generator().manual_seed(3)
+    expected = [analysis.error_rate(model.sample_network(again)(x), y) for _ in range(4)]
+    assert errs.dtype == torch.float64 and errs.device == x.device
+    assert errs.tolist() == expected
+
+
+def test_fraction_of_names_a_category_for_every_kind():
+    assert tuple(analysis.FRACTION_OF) == analysis.KINDS
+    assert set(analysis.FRACTION_OF.values()) <= {"vip", "uip", "variable"}
+
+
+@pytest.mark.parametrize("kind", analysis.KINDS)
+@pytest.mark.parametrize("fraction", [0.0, 0.35, 1.0])
+def test_perturbation_point_is_one_point_of_the_curves(kind, fraction, gen):
+    model, x, y = crafted_model(gen)
+    with torch.no_grad():  # more VIP (20) than variable (10) connections: "random" is clamped
+        model.layers[0].pi[:, 10:15] = 0.0
+        model.layers[0].xi[:, 10:15] = 0.0
+    curves = analysis.perturbation_curves(model, x, y, 0, (fraction,), n_networks=3, seed=4)
+    count, errors = analysis.perturbation_point(model, x, y, 0, kind, fraction, 3, seed=4)
+    assert count == curves[f"count_{kind}"][0]
+    assert float(errors.mean()) == curves[f"error_{kind}"][0]  # exactly, not approximately
+    assert errors.shape == (3,)
+    if fraction == 1.0:
+        assert count == {"vip": 20, "random": 10, "uip": 10}[kind]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"layer": 1}, "layer must be an int in"),
+        ({"kind": "all"}, "kind must be one of"),
+        ({"n_networks": 0}, "n_networks must be"),
+    ],
+)
+def test_perturbation_point_names_bad_arguments(kwargs, match, gen):
+    model, x, y = crafted_model(gen)
+    args = {"layer": 0, "kind": "vip", "fraction": 0.5, "n_networks": 2} | kwargs
+    with pytest.raises(ValueError, match=match):
+        analysis.perturbation_point(model, x, y, **args)

@@ -103,6 +103,9 @@ def test_perturbation_panels_from_analysis():
     assert ax.get_xlabel() == "fraction $f$" and "test error" in ax.get_ylabel()
     assert len(ax.lines) == 3
     assert np.allclose(ax.lines[0].get_ydata(), 100 * np.array(curves[0]["error_vip"]))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for text, kind in zip(legend, analysis.KINDS, strict=True):
+        assert text == f"{plots.KIND_LABELS[kind]} (up to {curves[0][f'count_{kind}'][-1]})"
     _close(fig)
 
 
@@ -134,6 +137,34 @@ def test_perturbation_explorer_updates_and_matches_the_analysis():
     explorer.sliders["kind"].value = "uip"
     explorer.sliders["layer"].value = 1
     assert "layer 2, switch on UIP" in explorer.text.value
+    plt.close("all")
+
+
+def test_kind_labels_cover_the_kinds_and_end_with_the_perturbed_connections():
+    assert tuple(plots.KIND_LABELS) == analysis.KINDS == tuple(plots.KIND_COLOURS)
+    ends = {kind: label.split()[-1] for kind, label in plots.KIND_LABELS.items()}
+    assert ends == {"vip": "VIP", "random": "variable", "uip": "UIP"} == plots.KIND_CONNECTIONS
+    assert not any("$" in label for label in plots.KIND_LABELS.values())  # shown verbatim
+
+
+@pytest.mark.parametrize("kind", ["vip", "random", "uip"])
+def test_perturbation_explorer_shows_the_numbers_of_the_analysis(kind):
+    model = _tiny_model(1)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.rand(50, 784, generator=gen)
+    y = torch.randint(0, 3, (50,), generator=gen)
+    explorer = widgets.perturbation_explorer(
+        model, x, y, layer=1, kind=kind, fraction=0.35, n_networks=4, seed=2
+    )
+    curve = analysis.perturbation_curves(model, x, y, 1, fractions=(0.35,), n_networks=4, seed=2)
+    count, errors = analysis.perturbation_point(model, x, y, 1, kind, 0.35, 4, seed=2)
+    assert count == curve[f"count_{kind}"][0] and float(errors.mean()) == curve[f"error_{kind}"][0]
+    noun = {"vip": "VIP", "random": "variable", "uip": "UIP"}[kind]
+    text = explorer.text.value
+    assert f"layer 2, {plots.KIND_LABELS[kind]}: {count} {noun} connections" in text
+    assert f"{100 * float(errors.mean()):.2f}% &plusmn; {100 * float(errors.std()):.2f}%" in text
+    options = explorer.sliders["kind"].options
+    assert [label for label, _ in options] == list(plots.KIND_LABELS.values())
     plt.close("all")
 
 

@@ -1,6 +1,9 @@
 """Figure functions and widget explorers (chapters 1 and 2), headless."""
 
+import math
+
 import ipywidgets
+import numpy as np
 import pytest
 import torch
 from figures import close_figure, no_open_figures  # noqa: F401 (autouse fixture)
@@ -21,6 +24,17 @@ def test_spike_slab_distribution_labels_and_samples(gen):
         assert symbol in text
     right = fig.axes[1]
     assert right.patches[0].get_height() == pytest.approx(0.3)  # the spike bar has mass pi
+    _close(fig)
+
+
+def test_spike_slab_distribution_slab_integrates_to_one_minus_pi():
+    pi, m, xi = 0.3, 0.5, 0.04
+    fig = plots.spike_slab_distribution(pi, m, xi)
+    (slab,) = fig.axes[0].lines
+    grid, density = slab.get_xdata(), slab.get_ydata()
+    assert density.max() == pytest.approx((1 - pi) / math.sqrt(2 * math.pi * xi))
+    assert grid[density.argmax()] == pytest.approx(m, abs=grid[1] - grid[0])
+    assert float(np.trapezoid(density, grid)) == pytest.approx(1 - pi, rel=1e-3)
     _close(fig)
 
 

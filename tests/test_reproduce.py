@@ -47,9 +47,14 @@ def test_reproduce_stores_small_results_keyed_by_config(tiny):
     index = (tiny / "README.md").read_text()
     mean = 100 * s["final_mean"]["test_error_sample"]
     assert "| tiny | 2 |" in index and f"{mean:.2f}%" in index
+    assert reproduce.is_current("tiny", root=tiny)
     PRESETS["tiny"] = TINY.replace(lr=0.05)
+    assert not reproduce.is_current("tiny", root=tiny)  # stale: the preset changed
     s2 = reproduce.reproduce("tiny", root=tiny, progress=False)
     assert s2["config"]["lr"] == 0.05
+    assert reproduce.is_current("tiny", root=tiny) and not reproduce.is_current("sweep", root=tiny)
+    with pytest.raises(ValueError, match="experiment"):
+        reproduce.is_current("credit", root=tiny)
 
 
 def test_credit_analysis_reads_the_stored_model(tiny):

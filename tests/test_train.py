@@ -39,6 +39,22 @@ def test_paper_preset_is_the_reference_protocol():
     assert set(PRESETS) == {"paper", "paper_bp", "full", "smoke"}
 
 
+def test_schedule_steps_and_decay_factor():
+    c = preset("paper")
+    assert [c.lr_at(e) for e in (0, 19, 20, 199)] == [0.1, 0.1, 0.05, 0.1 * 0.5**9]
+    assert c.steps_per_epoch() == 20 and c.steps_per_epoch(10_001) == 21
+    by_step = 1.0
+    for e in range(c.epochs):
+        for _ in range(c.steps_per_epoch()):
+            by_step *= 1 - c.lr_at(e) * c.weight_decay
+    assert c.decay_factor() == pytest.approx(by_step, rel=1e-12)
+    assert 0.99 < c.decay_factor() < 1
+    assert c.replace(weight_decay=0).decay_factor() == 1
+    with pytest.raises(ValueError, match="n_images"):
+        preset("full").steps_per_epoch()
+    assert preset("full").steps_per_epoch(60_000) == 120
+
+
 def test_smoke_training_learns_and_records_every_error():
     r = train(SMOKE.replace(epochs=3), device="cpu", progress=False, seed=0)
     h = r.history
