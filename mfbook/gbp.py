@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from mfbook import _checks
+from mfbook import _checks, kernels
 
 Params = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -40,35 +40,31 @@ class Forward(NamedTuple):
 
 
 # --- one layer: the package's single implementation, also used by mfbook.nn -------------------
+# The four elementwise steps below (mean_and_variance, preactivation_, backward_signals,
+# weight_grads_) are written as torch expressions; on the CPU each runs as ONE fused pass of
+# mfbook/_kernels.cpp when mfbook.kernels applies (same formulas; the tests compare the two).
 class LayerCache(NamedTuple):
     """What the forward pass of one layer keeps for gBP (chapter 3), each computed once."""
 
     mu: torch.Tensor  # (1 - pi) m, the mean weight
     var: torch.Tensor  # (1 - pi)(xi + pi m^2), the weight variance rho - mu^2
-    pi_m: torch.Tensor  # pi m
-    s: torch.Tensor  # xi + pi m^2, so that var = (1 - pi) s
     h2: torch.Tensor  # h^2, elementwise
     r: torch.Tensor  # eps / Delta, 0 where Delta = 0
 
 
 def mean_weight(pi, m):
-    """mu = (1 - pi) m (chapter 1), in one elementwise pass."""
-    return torch.addcmul(m, pi, m, value=-1)
-
-
-def weight_moments(pi, m, xi):
-    """(mu, var, pi m, s) with s = xi + pi m^2 and var = (1 - pi) s: four elementwise passes."""
-    mu = mean_weight(pi, m)
-    pi_m = pi * m
-    s = torch.addcmul(xi, pi_m, m)
-    var = torch.addcmul(s, pi, s, value=-1)
-    return mu, var, pi_m, s
+    """mu = (1 - pi) m (chapter 1), as m - pi m: the same arithmetic as :func:`mean_and_variance`
+    and its fused kernel, so the mean network's numbers are the same whichever computed mu."""
+    return torch.sub(m, pi * m)
 
 
 def mean_and_variance(pi, m, xi):
     """mu = (1 - pi) m and Var[w] = rho - mu^2 = (1 - pi)(xi + pi m^2) (chapter 1)."""
-    mu, var, _, _ = weight_moments(pi, m, xi)
-    return mu, var
+    if kernels.applies(pi, m, xi):
+        return kernels.ops().mean_and_variance(pi, m, xi)
+    pi_m = pi * m
+    s = torch.addcmul(xi, pi_m, m)
+    return torch.sub(m, pi_m), torch.addcmul(s, pi, s, value=-1)
 
 
 def mean_preactivation(h, mu):
@@ -85,6 +81,17 @@ def layer_moments(h, mu, var, h2=None):
     return G, Delta
 
 
+def preactivation_(G, D, eps, a: float, b: float, ratio: bool):
+    """In place G <- a G and D <- Delta = sqrt(b D); returns (z = G + eps Delta, r) with r the
+    noise ratio eps / Delta (:func:`noise_ratio`) when ``ratio``, else None (chapters 2-3)."""
+    if kernels.applies(G, D, eps):
+        z, r = kernels.ops().preactivation_(G, D, eps, a, b, ratio)
+        return z, r if ratio else None
+    Delta = D.mul_(b).sqrt_()
+    z = torch.addcmul(G.mul_(a), eps, Delta)
+    return z, noise_ratio(eps, Delta) if ratio else None
+
+
 def layer_forward(h, pi, m, xi, eps, keep: bool = False):
     """One noisy mean-field layer (chapters 2-3): (G, Delta, z = G + eps * Delta, cache).
 
@@ -92,11 +99,12 @@ def layer_forward(h, pi, m, xi, eps, keep: bool = False):
     :class:`LayerCache` that gBP needs with ``keep``, else None (inference keeps nothing).
     No input checks: callers validate.
     """
-    mu, var, pi_m, s = weight_moments(pi, m, xi)
+    n = h.shape[1]
+    mu, var = mean_and_variance(pi, m, xi)
     h2 = h * h
-    G, Delta = layer_moments(h, mu, var, h2)
-    cache = LayerCache(mu, var, pi_m, s, h2, noise_ratio(eps, Delta)) if keep else None
-    return G, Delta, torch.addcmul(G, eps, Delta), cache
+    G, Delta = torch.mm(h, mu.T), torch.mm(h2, var.T)
+    z, r = preactivation_(G, Delta, eps, 1 / math.sqrt(n), 1 / n, keep)
+    return G, Delta, z, LayerCache(mu, var, h2, r) if keep else None
 
 
 def noise_ratio(eps, Delta):
@@ -104,33 +112,52 @@ def noise_ratio(eps, Delta):
     return torch.div(eps, Delta).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def backward_signals(K, r, a: float, c: float):
+    """(a K, c K r): the error signal K = dC/dz scaled, and dC/d(Delta^2) = K r / 2 scaled."""
+    if kernels.applies(K, r):
+        return kernels.ops().backward_signals(K, r, a, c)
+    return K * a, torch.mul(K, r).mul_(c)
+
+
+def weight_grads_(d_mu, d_var, pi, m, xi):
+    """(d_pi, d_m, d_xi) from dC/dmu and dC/dVar (chapter 3, eq-ch3-grads); d_m is written over
+    ``d_mu`` and d_xi over ``d_var``. With s = xi + pi m^2::
+
+        d_m  = (1 - pi)(d_mu + 2 pi m d_var)
+        d_xi = (1 - pi) d_var
+        d_pi = -m d_mu + ((1 - 2 pi) m^2 - xi) d_var,  where (1 - 2 pi) m^2 - xi = mu m - s
+    """
+    if kernels.applies(d_mu, d_var, pi, m, xi):
+        return kernels.ops().weight_grads_(d_mu, d_var, pi, m, xi)
+    pi_m = pi * m
+    s = torch.addcmul(xi, pi_m, m)
+    d_pi = torch.sub(m, pi_m).mul_(m).sub_(s).mul_(d_var).addcmul_(m, d_mu, value=-1)
+    d_m = d_mu.addcmul_(pi_m, d_var, value=2)
+    d_m.addcmul_(pi, d_m, value=-1)
+    d_xi = d_var.addcmul_(pi, d_var, value=-1)
+    return d_pi, d_m, d_xi
+
+
 def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
     """gBP through one layer: given K = dC/dz, return (dC/dh or None, d_pi, d_m, d_xi).
 
     Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. No input checks: callers validate.
     """
-    cache = LayerCache(*weight_moments(pi, m, xi), h * h, noise_ratio(eps, Delta))
-    return layer_backward_cached(K, h, pi, m, cache, need_input_grad)
+    cache = LayerCache(*mean_and_variance(pi, m, xi), h * h, noise_ratio(eps, Delta))
+    return layer_backward_cached(K, h, pi, m, xi, cache, need_input_grad)
 
 
-def layer_backward_cached(K, h, pi, m, cache: LayerCache, need_input_grad=True):
+def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True):
     """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn).
 
     With r = eps / Delta, dC/d(Delta^2) = K r / 2. The 1/sqrt(N) and 1/(2N) factors go on the
-    (B, N_out) signals, not on the (N_out, N_in) matrices; then four matrix products and seven
-    elementwise passes over the weights.
+    (B, N_out) signals, not on the (N_out, N_in) matrices; then four matrix products and the
+    weight gradients of :func:`weight_grads_`.
     """
     n = h.shape[1]
-    mu, var, pi_m, s, h2, r = cache
-    Q = torch.mul(K, r).mul_(1 / (2 * n))  # dC/d(Delta^2) / N
-    K = K * (1 / math.sqrt(n))
-    d_mu = torch.mm(K.T, h)  # dC/dmu
-    d_var = torch.mm(Q.T, h2)  # dC/dVar
-    d_m = torch.addcmul(d_mu, pi_m, d_var, value=2)  # d_mu + 2 pi m d_var ...
-    d_m.addcmul_(pi, d_m, value=-1)  # ... times (1 - pi)
-    d_xi = torch.addcmul(d_var, pi, d_var, value=-1)  # (1 - pi) d_var
-    # -m d_mu + ((1 - 2 pi) m^2 - xi) d_var, with (1 - 2 pi) m^2 - xi = mu m - s
-    d_pi = torch.mul(mu, m).sub_(s).mul_(d_var).addcmul_(m, d_mu, value=-1)
+    mu, var, h2, r = cache
+    K, Q = backward_signals(K, r, 1 / math.sqrt(n), 1 / (2 * n))  # K / sqrt(N), dC/d(Delta^2) / N
+    d_pi, d_m, d_xi = weight_grads_(torch.mm(K.T, h), torch.mm(Q.T, h2), pi, m, xi)
     dh = None
     if need_input_grad:
         dh = torch.addcmul(torch.mm(K, mu), h, torch.mm(Q, var), value=2)  # + 2 h (Q var)
@@ -230,8 +257,7 @@ def gradients(
     K /= B
     grads = []
     for l in reversed(range(len(params))):
-        pi, m, _ = params[l]
-        dh, *g = layer_backward_cached(K, fw.h[l], pi, m, caches[l], need_input_grad=l > 0)
+        dh, *g = layer_backward_cached(K, fw.h[l], *params[l], caches[l], need_input_grad=l > 0)
         grads.append(tuple(g))
         if l > 0:
             K = dh * (fw.z[l - 1] > 0)  # ReLU'(z)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from mfbook import _checks, gbp, noise
+from mfbook import _checks, _malloc, gbp, noise
 from mfbook.spike_slab import SpikeSlab
 
 MODES = ("mf", "mean")
@@ -29,14 +29,14 @@ class _MeanFieldFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps):
         _, _, z, cache = gbp.layer_forward(h, pi, m, xi, eps, keep=True)
-        ctx.save_for_backward(h, pi, m, *cache)
+        ctx.save_for_backward(h, pi, m, xi, *cache)
         return z
 
     @staticmethod
     def backward(ctx, K):
-        h, pi, m, *cache = ctx.saved_tensors
+        h, pi, m, xi, *cache = ctx.saved_tensors
         dh, d_pi, d_m, d_xi = gbp.layer_backward_cached(
-            K, h, pi, m, gbp.LayerCache(*cache), need_input_grad=ctx.needs_input_grad[0]
+            K, h, pi, m, xi, gbp.LayerCache(*cache), need_input_grad=ctx.needs_input_grad[0]
         )
         return dh, d_pi, d_m, d_xi, None
 
@@ -59,6 +59,7 @@ class MeanFieldLinear(nn.Module):
         device=None,
     ):
         super().__init__()
+        _malloc.keep_freed_memory()  # a model is being built: this process trains or infers
         self.n_in = _checks.positive_int("n_in", n_in)
         self.n_out = _checks.positive_int("n_out", n_out)
         if not m_var >= 0 or not xi_max >= 0:
@@ -232,6 +233,7 @@ class PlainMLP(nn.Module):
 
     def __init__(self, sizes, *, m_var: float = M_VAR, dtype=None, device=None):
         super().__init__()
+        _malloc.keep_freed_memory()
         self.sizes = _check_sizes(sizes)
         self.m_var = m_var
         self.weights = nn.ParameterList(

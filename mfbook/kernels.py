@@ -1,0 +1,178 @@
+"""Fused CPU kernels for the gBP layer: compiled once, used when they apply (chapter 4).
+
+On the CPU a gBP step at width 1000 spends about as long in elementwise passes over the weights
+and activations as in its extra matrix products: torch runs each expression of
+:mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
+pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
+ratio, the two backward signals), on torch's own thread pool. :mod:`mfbook.gbp` calls them when
+:func:`applies` says so (float32, contiguous, CPU tensors, no autograd graph being recorded) and
+its own torch expressions otherwise: on a GPU, in float64, and wherever no kernels could be
+built. The tests check that both give the same numbers.
+
+The kernels are compiled with the system's C++ compiler (``$CXX``, else ``c++``) against the
+installed torch, on Linux, the first time they are needed or by ``python -m mfbook kernels``
+(``make`` does it during set-up). The library is cached per source, torch and Python version in
+``$MFBOOK_KERNEL_CACHE`` (default: ``~/.cache/mfbook/kernels``). ``MFBOOK_KERNELS=0`` turns them
+off. Without a compiler everything works, only slower; one warning says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("_kernels.cpp")
+# -ffp-contract=off: no fused multiply-adds, so each product and sum is rounded as in the torch
+# expressions; -fno-math-errno lets sqrt vectorise.
+FLAGS = (
+    "-O3",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-fopenmp",
+    "-shared",
+    "-fPIC",
+    "-std=c++17",
+)
+
+_loaded: bool | None = None  # None: not tried yet in this process
+_reason = ""  # why they are not loaded
+_off = 0  # depth of disabled() blocks
+
+
+def cache_dir() -> Path:
+    """Where compiled libraries are kept: ``$MFBOOK_KERNEL_CACHE``, else
+    ``~/.cache/mfbook/kernels``."""
+    env = os.environ.get("MFBOOK_KERNEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mfbook" / "kernels"
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def compile_command(out: Path, compiler: str = "c++") -> list[str]:
+    """The compiler call that builds the library ``out`` from ``_kernels.cpp``."""
+    from torch.utils import cpp_extension
+
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    cmd = [compiler, *FLAGS, f"-D_GLIBCXX_USE_CXX11_ABI={abi}"]
+    for inc in cpp_extension.include_paths():
+        cmd += ["-isystem", inc]
+    cmd += [str(SOURCE), "-o", str(out)]
+    for lib in cpp_extension.library_paths():
+        # torch's own lib folder first: its libgomp is the OpenMP runtime torch already runs
+        cmd += [f"-L{lib}", f"-Wl,-rpath,{lib}"]
+    return [*cmd, "-lc10", "-ltorch_cpu"]
+
+
+def library_path() -> Path:
+    """The cached library for this source, torch, Python and machine."""
+    h = hashlib.sha256(SOURCE.read_bytes())
+    for part in (torch.__version__, sys.version, platform.machine(), " ".join(FLAGS)):
+        h.update(part.encode())
+    return cache_dir() / f"mfbook_kernels-{h.hexdigest()[:16]}.so"
+
+
+def build(force: bool = False, quiet: bool = False) -> Path:
+    """Compile the kernels into :func:`library_path` unless there already (``force``: again).
+
+    Raises RuntimeError naming what failed: not Linux, no compiler, or the compiler's message.
+    Concurrent builds (test workers) wait for each other through a lock file.
+    """
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError(f"the fused kernels are built on Linux only (this is {sys.platform})")
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError(f"no C++ compiler found ({os.environ.get('CXX', 'c++')})")
+    out = library_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists() and not force:
+            return out
+        if not quiet:
+            print("mfbook: compiling the fused CPU kernels (once, about 20 s)", file=sys.stderr)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        try:
+            done = subprocess.run(compile_command(Path(tmp), compiler), capture_output=True)
+            if done.returncode != 0:
+                msg = done.stderr.decode(errors="replace").strip()[-2000:]
+                raise RuntimeError(f"the C++ compiler failed:\n{msg}")
+            os.replace(tmp, out)  # atomic: a reader never sees half a library
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return out
+
+
+def load() -> bool:
+    """Load the kernels into ``torch.ops.mfbook`` (building them first if needed); whether they
+    are usable. Tried once per process; a failure warns once with the reason."""
+    global _loaded, _reason
+    if _loaded is None:
+        _loaded = False
+        if os.environ.get("MFBOOK_KERNELS", "1") == "0":
+            _reason = "turned off by MFBOOK_KERNELS=0"
+            return False
+        try:
+            torch.ops.load_library(str(build()))
+            _loaded = True
+        except (RuntimeError, OSError) as err:
+            _reason = str(err)
+            warnings.warn(
+                f"mfbook: the fused CPU kernels are not available ({_reason}); gBP uses torch's "
+                "elementwise operations instead (same numbers, slower)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _loaded
+
+
+def status() -> str:
+    """One line: whether the kernels are in use, and why not."""
+    if load():
+        return f"fused CPU kernels: on ({library_path().name})"
+    return f"fused CPU kernels: off ({_reason.splitlines()[0]})"
+
+
+def applies(*tensors: torch.Tensor) -> bool:
+    """Whether the fused kernels can stand in for the torch expressions on ``tensors``: all
+    float32, contiguous and on the CPU, no autograd graph to record, kernels loaded and not
+    :func:`disabled`."""
+    if _off or not (_loaded or (_loaded is None and load())):
+        return False
+    for t in tensors:
+        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
+            return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within this block :mod:`mfbook.gbp` uses its torch expressions only (tests, benchmarks)."""
+    global _off
+    _off += 1
+    try:
+        yield
+    finally:
+        _off -= 1
+
+
+def ops():
+    """``torch.ops.mfbook``, the loaded kernels."""
+    return torch.ops.mfbook

@@ -1,0 +1,211 @@
+"""The fused CPU kernels (mfbook.kernels, mfbook/_kernels.cpp): the same numbers as gBP's torch
+expressions, used only where they apply, clear errors, and a working fallback without them."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import random_eps, random_params
+
+from mfbook import gbp, kernels
+from mfbook.nn import MeanFieldMLP
+
+COMPILER = kernels._compiler() is not None and sys.platform.startswith("linux")
+needs_kernels = pytest.mark.skipif(not COMPILER, reason="no C++ compiler: the kernels cannot build")
+
+
+def both(fn, *args):
+    """fn(*args) through the fused kernel and through the torch expressions, on fresh copies
+    (some steps work in place)."""
+    fused = fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+    with kernels.disabled():
+        plain = fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+    return fused, plain
+
+
+def close(a, b):
+    # a few float32 roundings apart: torch's addcmul may fuse its multiply-add, the kernels don't
+    torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-6)
+
+
+@needs_kernels
+def test_kernels_load_where_a_compiler_is():
+    assert kernels.load(), kernels.status()
+    assert kernels.status().startswith("fused CPU kernels: on")
+    assert kernels.library_path().exists()
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (300, 257)])  # below and above one task
+def test_each_kernel_equals_its_torch_expression(gen, shape):
+    pi, m, xi = random_params([shape[1], shape[0]], gen, dtype=torch.float32)[0]
+    for fused, plain in zip(*both(gbp.mean_and_variance, pi, m, xi), strict=True):
+        close(fused, plain)
+    d_mu, d_var = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    for fused, plain in zip(*both(gbp.weight_grads_, d_mu, d_var, pi, m, xi), strict=True):
+        close(fused, plain)
+
+    G, eps, K = (torch.randn(shape, generator=gen) for _ in range(3))
+    D = torch.rand(shape, generator=gen)
+    D[0, 0] = 0.0  # Delta = 0: the variance path is off there, r = 0
+    for ratio in (True, False):
+        (zf, rf), (zp, rp) = both(gbp.preactivation_, G, D, eps, 0.3, 0.01, ratio)
+        close(zf, zp)
+        if ratio:
+            close(rf, rp)
+            assert rf[0, 0] == 0
+        else:
+            assert rf is None and rp is None
+    Gf, Df = G.clone(), D.clone()
+    gbp.preactivation_(Gf, Df, eps, 0.3, 0.01, False)  # in place: G scaled, D -> Delta
+    close(Gf, 0.3 * G)
+    close(Df, (0.01 * D).sqrt())
+    r = torch.randn(shape, generator=gen)
+    for fused, plain in zip(*both(gbp.backward_signals, K, r, 0.5, 0.25), strict=True):
+        close(fused, plain)
+
+
+@needs_kernels
+def test_weight_grads_write_over_their_inputs(gen):
+    pi, m, xi = random_params([5, 4], gen, dtype=torch.float32)[0]
+    d_mu, d_var = torch.randn(4, 5, generator=gen), torch.randn(4, 5, generator=gen)
+    d_pi, d_m, d_xi = gbp.weight_grads_(d_mu, d_var, pi, m, xi)
+    assert d_m.data_ptr() == d_mu.data_ptr() and d_xi.data_ptr() == d_var.data_ptr()
+    assert d_pi.data_ptr() not in (d_mu.data_ptr(), d_var.data_ptr())
+
+
+@needs_kernels
+def test_gbp_gradients_and_forward_are_the_same_with_and_without_kernels(gen):
+    sizes = [40, 30, 20, 10]
+    params = random_params(sizes, gen, dtype=torch.float32)
+    x = torch.rand(64, sizes[0], generator=gen)
+    y = torch.randint(0, 10, (64,), generator=gen)
+    eps = random_eps(64, sizes, gen, dtype=torch.float32)
+    fused = gbp.gradients(params, x, y, eps)
+    with kernels.disabled():
+        plain = gbp.gradients(params, x, y, eps)
+    for gf, gp in zip(fused, plain, strict=True):
+        for a, b in zip(gf, gp, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernels
+def test_a_training_step_of_the_model_is_the_same_with_and_without_kernels(gen):
+    model = MeanFieldMLP([30, 20, 10])
+    model.reset_parameters(gen)
+    with torch.no_grad():
+        for lay in model.layers:
+            lay.pi.uniform_(0, 1, generator=gen)
+    x = torch.rand(50, 30, generator=gen)
+    y = torch.randint(0, 10, (50,), generator=gen)
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(
+            model.logits(x, generator=torch.Generator().manual_seed(3)), y
+        )
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    fused = grads()
+    with kernels.disabled():
+        plain = grads()
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@needs_kernels
+def test_applies_only_to_contiguous_float32_cpu_tensors_outside_autograd():
+    a = torch.ones(3, 4)
+    assert kernels.applies(a, a)
+    assert not kernels.applies(a, a.double())
+    assert not kernels.applies(a.T, a.T)  # not contiguous
+    w = torch.ones(3, 4, requires_grad=True)
+    assert not kernels.applies(a, w)  # autograd would not see the kernel
+    with torch.no_grad():
+        assert kernels.applies(a, w)
+    with kernels.disabled():
+        assert not kernels.applies(a, a)
+    assert kernels.applies(a, a)
+
+
+@needs_kernels
+def test_the_kernels_reject_bad_tensors_naming_them():
+    kernels.load()
+    ok = torch.ones(3, 4)
+    with pytest.raises(RuntimeError, match="xi has shape"):
+        kernels.ops().mean_and_variance(ok, ok, torch.ones(4, 3))
+    with pytest.raises(RuntimeError, match="pi must be a contiguous float32 CPU tensor"):
+        kernels.ops().mean_and_variance(ok.double(), ok, ok)
+    with pytest.raises(RuntimeError, match="eps must be a contiguous float32"):
+        kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True)
+
+
+def run_python(code, **env):
+    full = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=300,
+    )
+
+
+FALLBACK = """
+    import warnings, torch
+    from mfbook import gbp, kernels
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pi, m, xi = torch.rand(3, 4), torch.randn(3, 4), torch.rand(3, 4)
+        mu, var = gbp.mean_and_variance(pi, m, xi)
+        torch.testing.assert_close(mu, (1 - pi) * m)
+        torch.testing.assert_close(var, (1 - pi) * (xi + pi * m * m))
+    print(kernels.status())
+    first = caught[0] if caught else None
+    print(len(caught), first and first.category.__name__, first and first.message)
+"""
+
+
+def test_without_a_compiler_gbp_works_and_one_warning_says_why(tmp_path):
+    done = run_python(FALLBACK, CXX="mfbook-no-such-compiler", MFBOOK_KERNEL_CACHE=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    status, warned = done.stdout.splitlines()
+    assert status.startswith("fused CPU kernels: off (")
+    if sys.platform.startswith("linux"):
+        assert "no C++ compiler found (mfbook-no-such-compiler)" in status
+    assert warned.startswith("1 RuntimeWarning")
+    assert "same numbers, slower" in warned
+    assert not list(tmp_path.glob("*.so"))
+
+
+def test_turned_off_by_the_environment_without_a_warning(tmp_path):
+    done = run_python(FALLBACK, MFBOOK_KERNELS="0", MFBOOK_KERNEL_CACHE=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "fused CPU kernels: off (turned off by MFBOOK_KERNELS=0)",
+        "0 None None",
+    ]
+
+
+@needs_kernels
+def test_a_failing_compile_raises_with_the_compilers_message(tmp_path, monkeypatch):
+    bad = tmp_path / "_kernels.cpp"
+    bad.write_text("this is not C++\n")
+    monkeypatch.setattr(kernels, "SOURCE", bad)
+    monkeypatch.setenv("MFBOOK_KERNEL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(RuntimeError, match="the C\\+\\+ compiler failed:(.|\n)*error"):
+        kernels.build(quiet=True)
+    assert not list((tmp_path / "cache").glob("*.so"))  # no half-built library left behind
+
+
+@needs_kernels
+def test_the_library_is_keyed_by_its_source(tmp_path, monkeypatch):
+    before = kernels.library_path()
+    changed = tmp_path / "_kernels.cpp"
+    changed.write_bytes(kernels.SOURCE.read_bytes() + b"// changed\n")
+    monkeypatch.setattr(kernels, "SOURCE", changed)
+    assert kernels.library_path() != before
