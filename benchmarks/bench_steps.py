@@ -4,7 +4,9 @@ Usage: python benchmarks/bench_steps.py [--device cpu|cuda] [--repeats N] [--jso
 Prints, for each case, the median gBP time, the plain-backprop time and their ratio; gBP and
 plain calls alternate, so both see the same load. Two extra lines per width separate out the
 cost of drawing the noise eps, which plain backprop does not pay: the noise draw alone, and the
-noisy forward pass with eps drawn beforehand.
+noisy forward pass with eps drawn beforehand. Further lines give the floor under each ratio
+(its unavoidable parts, each timed alone) and, for the training step, the same gBP step with
+mfbook's fused CPU kernels turned off.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ import argparse
 import torch
 from common import Report, paired_medians
 
+from mfbook import kernels
 from mfbook.noise import standard_normal
-from mfbook.train import TrainConfig, build_model, make_optimizer, resolve_device, train_epoch
+from mfbook.train import (
+    TrainConfig,
+    build_model,
+    decayed_parameters,
+    make_optimizer,
+    resolve_device,
+    train_epoch,
+)
+from mfbook.update import update_
 
 
 def step_fn(method: str, sizes, batch: int, device):
@@ -61,15 +72,27 @@ def matmul_fn(method: str, sizes, batch: int, device, backward: bool = True):
     return run
 
 
-def adam_fn(method: str, sizes, device):
-    """The optimiser step alone: Adam on (pi, m, xi) for gBP, on w for plain backprop."""
+def update_fn(method: str, sizes, device):
+    """The parameter update alone, as training does it (mfbook.update): Adam, decay and the
+    projection on (pi, m, xi) for gBP; Adam and decay on w for plain backprop."""
     config = TrainConfig(method=method, sizes=tuple(sizes))
     model = build_model(config, seed=0).to(device)
     opt = make_optimizer(model, config, lr=1e-3)
     gen = torch.Generator(device=device).manual_seed(3)
     for p in model.parameters():
         p.grad = torch.randn(p.shape, generator=gen, device=device) * 1e-3
-    return opt.step
+    decayed, bounds = decayed_parameters(model, config), model.bounds() if method == "gbp" else ()
+    return lambda: update_(opt, decayed, 1 - 1e-3 * config.weight_decay, bounds)
+
+
+def unfused(fn):
+    """``fn`` with mfbook's fused CPU kernels turned off: torch's elementwise operations."""
+
+    def run():
+        with kernels.disabled():
+            return fn()
+
+    return run
 
 
 def square_fn(sizes, batch: int, device):
@@ -136,18 +159,23 @@ def main(argv=None) -> None:
         name = "-".join(map(str, sizes))
         fns = [step_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
         fns += [matmul_fn(m, sizes, args.batch, dev) for m in ("gbp", "bp")]
-        fns += [noise_fn(sizes, args.batch, dev), adam_fn("gbp", sizes, dev)]
-        fns.append(adam_fn("bp", sizes, dev))
-        g, b, mm_g, mm_b, noise, adam_g, adam_b = paired_medians(fns, args.repeats, sync=sync)
+        fns += [noise_fn(sizes, args.batch, dev), update_fn("gbp", sizes, dev)]
+        fns += [update_fn("bp", sizes, dev), unfused(step_fn("gbp", sizes, args.batch, dev))]
+        g, b, mm_g, mm_b, noise, upd_g, upd_b, g_torch = paired_medians(
+            fns, args.repeats, sync=sync
+        )
         w = sizes[1]
         report.ratio(f"step-{w}", f"train step {name}, batch {args.batch}", g, b, target)
         report.ratio(f"step-mm-{w}", "  the matrix products alone", mm_g, mm_b)
         report.ratio(f"step-noise-{w}", "  of which: drawing eps alone", noise, b)
-        report.ratio(f"step-adam-{w}", "  Adam on (pi, m, xi) alone, vs Adam on w", adam_g, adam_b)
+        report.ratio(
+            f"step-update-{w}", "  the update alone (Adam, decay, projection)", upd_g, upd_b
+        )
         # what gBP cannot avoid, each part timed alone, against the whole plain step: the
-        # plain step's own products and Adam are in its time, gBP's extra work on top
-        floor = mm_g + noise + adam_g + (b - mm_b - adam_b)
-        report.ratio(f"step-floor-{w}", "  floor: products + eps + Adam + plain's rest", floor, b)
+        # plain step's own products and update are in its time, gBP's extra work on top
+        floor = mm_g + noise + upd_g + (b - mm_b - upd_b)
+        report.ratio(f"step-floor-{w}", "  floor: products + eps + update + plain rest", floor, b)
+        report.ratio(f"step-torch-{w}", "  gBP step without the fused CPU kernels", g_torch, b)
     for sizes, _ in cases:
         inference_rows(report, sizes, dev, args.repeats, sync)
     report.save(args.json)

@@ -1,8 +1,9 @@
-// Fused CPU kernels for the gBP layer (chapter 3), compiled on first use by mfbook/kernels.py.
+// Fused CPU kernels for the gBP layer (chapter 3) and the parameter update (chapter 4), compiled
+// on first use by mfbook/kernels.py.
 //
 // Each kernel is ONE pass over its tensors, in place of the three to ten elementwise passes that
-// the torch expressions in mfbook/gbp.py take; the formulas are those of mfbook/gbp.py, term by
-// term, and the tests compare the two. The work is split with at::parallel_for, which runs on
+// the torch expressions in mfbook/gbp.py and mfbook/update.py take; the formulas are theirs, term
+// by term, and the tests compare the two. The work is split with at::parallel_for, which runs on
 // torch's own thread pool (the OpenMP runtime that torch loaded), so the kernels and torch's
 // matrix products share the same threads. float32, contiguous, CPU tensors only: the Python side
 // calls these only for such tensors and uses the torch expressions otherwise.
@@ -10,6 +11,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <tuple>
@@ -81,6 +83,58 @@ void signals(int64_t n, const float* __restrict__ K, const float* __restrict__ r
   }
 }
 
+// One Adam step (torch's arithmetic: exp_avg by lerp, bias corrections from the step count),
+// then the decoupled weight decay p *= decay, then the projection p <- min(max(p, lo), hi); NaN
+// stays NaN, so a diverged run is still detected.
+void adam(int64_t n, float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m1,
+          float* __restrict__ m2, float step_size, float w1, bool small_w1, float beta2, float w2,
+          float bc2_sqrt, float eps, float decay, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float ea = small_w1 ? m1[i] + w1 * (gi - m1[i]) : gi - (gi - m1[i]) * (1.0f - w1);
+    const float es = m2[i] * beta2 + w2 * gi * gi;
+    m1[i] = ea;
+    m2[i] = es;
+    const float v = (p[i] - step_size * ea / (std::sqrt(es) / bc2_sqrt + eps)) * decay;
+    p[i] = std::min(std::max(v, lo), hi);
+  }
+}
+
+void adam_step_(Tensor p, const Tensor& grad, Tensor exp_avg, Tensor exp_avg_sq, double step,
+                double lr, double beta1, double beta2, double eps, double decay, double lo,
+                double hi) {
+  check(p, "param", p), check(grad, "grad", p);
+  check(exp_avg, "exp_avg", p), check(exp_avg_sq, "exp_avg_sq", p);
+  TORCH_CHECK(step >= 1, "step must be >= 1, got ", step);
+  const double w1 = 1 - beta1, bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+  float *pp = p.data_ptr<float>(), *m1 = exp_avg.data_ptr<float>();
+  float* m2 = exp_avg_sq.data_ptr<float>();
+  const float* g = grad.data_ptr<float>();
+  at::parallel_for(0, p.numel(), GRAIN, [&](int64_t b, int64_t e) {
+    adam(e - b, pp + b, g + b, m1 + b, m2 + b, static_cast<float>(lr / bc1),
+         static_cast<float>(w1), std::abs(w1) < 0.5, static_cast<float>(beta2),
+         static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bc2)),
+         static_cast<float>(eps), static_cast<float>(decay), static_cast<float>(lo),
+         static_cast<float>(hi));
+  });
+}
+
+// The noise eps (mfbook/noise.py): `fill` is the address of the numba-compiled C function
+// mfbook._noise_kernels.fill_range_c(out, half, key, lo, hi), which writes pairs lo..hi-1 of a
+// draw; each pair depends on (key, its index) only, so the threads' shares give the same numbers
+// as one serial call.
+void normal_pairs_(Tensor out, int64_t fill, int64_t key) {
+  check(out, "out", out);
+  TORCH_CHECK(out.numel() % 2 == 0, "out must have an even number of elements");
+  using Fill = void (*)(float*, int64_t, uint64_t, int64_t, int64_t);
+  const auto fn = reinterpret_cast<Fill>(fill);
+  const int64_t half = out.numel() / 2;
+  float* p = out.data_ptr<float>();
+  at::parallel_for(0, half, 8192, [&](int64_t b, int64_t e) {
+    fn(p, half, static_cast<uint64_t>(key), b, e);
+  });
+}
+
 std::tuple<Tensor, Tensor> mean_and_variance(const Tensor& pi, const Tensor& m, const Tensor& xi) {
   check(m, "m", m), check(pi, "pi", m), check(xi, "xi", m);
   Tensor mu = at::empty_like(m), var = at::empty_like(m);
@@ -144,6 +198,11 @@ TORCH_LIBRARY(mfbook, lib) {
       "preactivation_(Tensor(a!) G, Tensor(b!) D, Tensor eps, float a, float b, bool ratio)"
       " -> (Tensor, Tensor)");
   lib.def("backward_signals(Tensor K, Tensor r, float a, float c) -> (Tensor, Tensor)");
+  lib.def("normal_pairs_(Tensor(a!) out, int fill, int key) -> ()");
+  lib.def(
+      "adam_step_(Tensor(a!) p, Tensor grad, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq,"
+      " float step, float lr, float beta1, float beta2, float eps, float decay, float lo,"
+      " float hi) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
@@ -151,4 +210,6 @@ TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
   lib.impl("weight_grads_", weight_grads_);
   lib.impl("preactivation_", preactivation_);
   lib.impl("backward_signals", backward_signals);
+  lib.impl("adam_step_", adam_step_);
+  lib.impl("normal_pairs_", normal_pairs_);
 }

@@ -5,7 +5,8 @@ k + (i + 1) * GOLDEN (Steele, Lea and Flood 2014): its top 24 bits give u1 in (0
 24 bits an angle; Box-Muller turns them into two independent standard normals,
 r cos(theta) and r sin(theta) with r = sqrt(-2 ln u1). Each word depends on (k, i) only, so the
 numbers could be computed in any order with the same result. The kernels run on the calling
-thread: a second thread pool beside torch's would slow torch's own parallel matrix products.
+thread, or, where mfbook.kernels is built, on torch's own threads through the C function
+``fill_range_c`` (a second thread pool beside torch's would slow torch's matrix products).
 
 The transcendental functions are single-precision polynomials (Cephes logf, sinf, cosf; about
 1e-7 relative error), written so that the compiler vectorises them; the tests compare the output
@@ -121,16 +122,30 @@ def _box_muller(u, a, n):
         a[i] = r * (sign * (s * (F(1.0) - swap) + c * swap))
 
 
-@numba.njit(cache=True)
-def fill_pairs(out, key):
-    """Fill the float32 array ``out`` (even length 2n): out[i] = r_i cos theta_i and
-    out[n + i] = r_i sin theta_i for pair i, from the key (a uint64)."""
-    half = out.size // 2
+@numba.njit(cache=True, nogil=True)
+def fill_range(out, half, key, lo, hi):
+    """Pairs lo..hi-1 of a draw of ``half`` pairs into the float32 array ``out`` (length
+    2 half): out[i] = r_i cos theta_i and out[half + i] = r_i sin theta_i, from the key (a
+    uint64). Pair i depends on (key, i) only, so any split into ranges gives the same numbers."""
     first, second = out[:half], out[half : 2 * half]
-    chunks = (half + CHUNK - 1) // CHUNK
-    for c in range(chunks):
-        lo = c * CHUNK
-        hi = min(half, lo + CHUNK)
-        u, a = first[lo:hi], second[lo:hi]
-        _uniforms(u, a, key + np.uint64(lo) * np.uint64(GOLDEN), hi - lo)
-        _box_muller(u, a, hi - lo)
+    for c in range(lo, hi, CHUNK):
+        end = min(hi, c + CHUNK)
+        u, a = first[c:end], second[c:end]
+        _uniforms(u, a, key + np.uint64(c) * np.uint64(GOLDEN), end - c)
+        _box_muller(u, a, end - c)
+
+
+def fill_pairs(out, key):
+    """Fill the float32 array ``out`` (even length 2n) with n pairs, on the calling thread."""
+    half = out.size // 2
+    fill_range(out, half, key, 0, half)
+
+
+@numba.cfunc(
+    types.void(types.CPointer(types.float32), types.int64, types.uint64, types.int64, types.int64),
+    cache=True,
+)
+def fill_range_c(ptr, half, key, lo, hi):
+    """:func:`fill_range` as a C function, for mfbook.kernels to call from torch's threads
+    (``fill_range_c.address``): the same numbers, the pairs split between the threads."""
+    fill_range(numba.carray(ptr, (2 * half,)), half, key, lo, hi)

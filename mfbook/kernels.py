@@ -11,7 +11,7 @@ built. The tests check that both give the same numbers.
 
 The kernels are compiled with the system's C++ compiler (``$CXX``, else ``c++``) against the
 installed torch, on Linux, the first time they are needed or by ``python -m mfbook kernels``
-(``make`` does it during set-up). The library is cached per source, torch and Python version in
+(``make`` does it during set-up). The library is cached per source, torch, Python and CPU in
 ``$MFBOOK_KERNEL_CACHE`` (default: ``~/.cache/mfbook/kernels``). ``MFBOOK_KERNELS=0`` turns them
 off. Without a compiler everything works, only slower; one warning says why.
 """
@@ -33,10 +33,12 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("_kernels.cpp")
+# -march=native: the vector instructions of this CPU (the library is cached per CPU, below);
 # -ffp-contract=off: no fused multiply-adds, so each product and sum is rounded as in the torch
 # expressions; -fno-math-errno lets sqrt vectorise.
 FLAGS = (
     "-O3",
+    "-march=native",
     "-ffp-contract=off",
     "-fno-math-errno",
     "-fopenmp",
@@ -79,10 +81,19 @@ def compile_command(out: Path, compiler: str = "c++") -> list[str]:
     return [*cmd, "-lc10", "-ltorch_cpu"]
 
 
+def _cpu() -> str:
+    """The CPU's model and instruction-set flags (Linux), which -march=native compiles for."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+
+
 def library_path() -> Path:
-    """The cached library for this source, torch, Python and machine."""
+    """The cached library for this source, torch, Python, compiler flags and CPU."""
     h = hashlib.sha256(SOURCE.read_bytes())
-    for part in (torch.__version__, sys.version, platform.machine(), " ".join(FLAGS)):
+    for part in (torch.__version__, sys.version, platform.machine(), " ".join(FLAGS), _cpu()):
         h.update(part.encode())
     return cache_dir() / f"mfbook_kernels-{h.hexdigest()[:16]}.so"
 

@@ -21,6 +21,8 @@ MODES = ("mf", "mean")
 M_VAR = 2 / 784
 #: xi ~ Uniform[0, XI_MAX).
 XI_MAX = 0.01
+#: The projection after every optimiser step (PAPER.md section 4): pi in [0, 1], xi >= 0.
+PI_BOUNDS, XI_BOUNDS = (0.0, 1.0), (0.0, math.inf)
 
 
 class _MeanFieldFunction(torch.autograd.Function):
@@ -115,11 +117,15 @@ class MeanFieldLinear(nn.Module):
             return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
         return gbp.layer_forward(h, self.pi, self.m, self.xi, eps)[2]
 
+    def bounds(self) -> list[tuple[torch.Tensor, float, float]]:
+        """(tensor, lo, hi) of the projection: pi in [0, 1], xi >= 0 (m is unbounded)."""
+        return [(self.pi, *PI_BOUNDS), (self.xi, *XI_BOUNDS)]
+
     @torch.no_grad()
     def project_(self) -> None:
         """Projection after an optimiser step: pi <- clip(pi, 0, 1), xi <- max(xi, 0)."""
-        self.pi.clamp_(0.0, 1.0)
-        self.xi.clamp_(min=0.0)
+        for t, lo, hi in self.bounds():
+            t.clamp_(lo, hi)
 
 
 def _check_sizes(sizes) -> list[int]:
@@ -195,6 +201,10 @@ class MeanFieldMLP(nn.Module):
             z_mean = layer(torch.relu(z_mean), "mean")
             z_mf = layer(torch.relu(z_mf), "mf", generator=generator)
         return z_mean, z_mf
+
+    def bounds(self) -> list[tuple[torch.Tensor, float, float]]:
+        """The projection's (tensor, lo, hi) of every layer (:meth:`MeanFieldLinear.bounds`)."""
+        return [b for layer in self.layers for b in layer.bounds()]
 
     def project_(self) -> None:
         for layer in self.layers:

@@ -5,7 +5,8 @@ torch's own generator. On the CPU, torch draws one number at a time from a Merse
 about 5 ns each on a laptop core: at width 100 that costs as much as the whole plain forward
 pass. Here, instead, each call takes ONE 64-bit key from the torch generator and computes the
 numbers from (key, position) with a counter-based generator (SplitMix64 words, Box-Muller),
-vectorised (:mod:`mfbook._noise_kernels`): about 2 ns per number on one core.
+vectorised (:mod:`mfbook._noise_kernels`): about 2 ns per number on one core, and split
+between torch's threads where :mod:`mfbook.kernels` is built (the same numbers).
 
 The torch generator stays the only source of randomness: the same seed gives the same eps, its
 state is what a checkpoint saves, and drawing advances it by one number whatever the size.
@@ -19,21 +20,24 @@ from mfbook import _checks
 
 
 def _key(generator) -> int:
-    """One uniform 64-bit key from ``generator`` (None: torch's default CPU generator)."""
-    k = torch.randint(-(2**63), 2**63 - 1, (), generator=generator, dtype=torch.int64)
-    return int(k) % 2**64
+    """One uniform 64-bit key from ``generator`` (None: torch's default CPU generator), as the
+    signed int64 of its bits."""
+    return int(torch.randint(-(2**63), 2**63 - 1, (), generator=generator, dtype=torch.int64))
 
 
 def _fill_cpu(out: torch.Tensor, generator) -> None:
     import numpy as np
 
-    from mfbook import _noise_kernels as kernels
+    from mfbook import _noise_kernels, kernels
 
     n = out.numel()
     direct = out.dtype == torch.float32 and out.is_contiguous() and n % 2 == 0
     buf = out if direct else torch.empty(n + n % 2, dtype=torch.float32)
-    key = np.uint64(_key(generator))
-    kernels.fill_pairs(buf.detach().numpy().reshape(-1), key)
+    key = _key(generator)
+    if kernels.applies(buf.detach()):  # the pairs split between torch's threads
+        kernels.ops().normal_pairs_(buf.detach(), _noise_kernels.fill_range_c.address, key)
+    else:
+        _noise_kernels.fill_pairs(buf.detach().numpy().reshape(-1), np.uint64(key % 2**64))
     if not direct:
         with torch.no_grad():
             out.copy_(buf[:n].view(out.shape))

@@ -28,6 +28,7 @@ from mfbook.analysis import error_rate
 from mfbook.checkpoint import load_checkpoint, save_checkpoint
 from mfbook.data import load_mnist
 from mfbook.nn import MeanFieldMLP, PlainMLP
+from mfbook.update import update_
 
 METHODS = ("gbp", "bp")
 
@@ -223,11 +224,7 @@ def training_step(model, xb, yb, opt, method: str, decayed, decay, eps=None, gen
     logits = model.logits(xb, "mf", eps, generator)
     loss = F.cross_entropy(logits, yb)
     loss.backward()
-    opt.step()
-    with torch.no_grad():
-        torch._foreach_mul_(decayed, decay)
-        if method == "gbp":
-            model.project_()
+    update_(opt, decayed, decay, model.bounds() if method == "gbp" else ())
     return loss.detach()
 
 

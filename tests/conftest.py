@@ -29,3 +29,17 @@ def random_eps(batch, sizes, generator, dtype=torch.float64):
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+def _can_build_kernels() -> bool:
+    import sys
+
+    from mfbook import kernels
+
+    return sys.platform.startswith("linux") and kernels._compiler() is not None
+
+
+#: Tests of the fused CPU kernels (mfbook.kernels) need a C++ compiler to build them.
+needs_kernels = pytest.mark.skipif(
+    not _can_build_kernels(), reason="no C++ compiler: the fused kernels cannot be built"
+)

@@ -32,7 +32,8 @@ def test_step_benchmark_writes_every_ratio(tmp_path):
         str(tmp_path / "steps.json"),
     )
     record = load_benchmark("steps", root=tmp_path)
-    keys = {"step-100", "step-mm-100", "step-noise-100", "step-adam-100", "step-floor-100"}
+    keys = {"step-100", "step-mm-100", "step-noise-100", "step-update-100", "step-floor-100"}
+    keys |= {"step-torch-100"}
     keys |= {"infer-mean-100", "infer-mf-100", "infer-mm-100", "infer-square-100"}
     assert keys <= set(record["rows"])
     rows = record["rows"]
@@ -44,6 +45,10 @@ def test_step_benchmark_writes_every_ratio(tmp_path):
     assert rows["infer-floor-100"]["gbp_s"] == pytest.approx(sum(rows[k]["gbp_s"] for k in parts))
     assert rows["infer-floor-100"]["plain_s"] == rows["infer-mf-100"]["plain_s"]
     assert rows["step-floor-100"]["plain_s"] == rows["step-100"]["plain_s"]
+    parts = ("step-mm-100", "step-update-100")  # gBP's parts; plain's products and update
+    plain_rest = rows["step-100"]["plain_s"] - sum(rows[k]["plain_s"] for k in parts)
+    want = sum(rows[k]["gbp_s"] for k in parts) + rows["step-noise-100"]["gbp_s"] + plain_rest
+    assert rows["step-floor-100"]["gbp_s"] == pytest.approx(want)
     assert "train step 784-100-100-10, batch 64" in stdout
 
 

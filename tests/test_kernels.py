@@ -8,13 +8,10 @@ import textwrap
 
 import pytest
 import torch
-from conftest import random_eps, random_params
+from conftest import needs_kernels, random_eps, random_params
 
 from mfbook import gbp, kernels
 from mfbook.nn import MeanFieldMLP
-
-COMPILER = kernels._compiler() is not None and sys.platform.startswith("linux")
-needs_kernels = pytest.mark.skipif(not COMPILER, reason="no C++ compiler: the kernels cannot build")
 
 
 def both(fn, *args):

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import needs_kernels
 
-from mfbook import noise
+from mfbook import kernels, noise
 
 GOLDEN = 0x9E3779B97F4A7C15
 
@@ -34,7 +35,7 @@ def draw(n, seed=0, **kw):
 
 def test_equals_the_exact_box_muller_of_its_bits():
     n = 400_000
-    key = noise._key(torch.Generator().manual_seed(5))
+    key = noise._key(torch.Generator().manual_seed(5)) % 2**64  # its bits, unsigned
     got = draw(n, seed=5).double().numpy()
     want = reference(key, n)
     assert np.abs(got - want).max() < 5e-6  # float32 polynomials for log, sin, cos
@@ -121,3 +122,12 @@ def test_cuda_uses_torchs_generator():
     assert torch.equal(a, torch.empty(1000, device="cuda").normal_(generator=g2))
     with pytest.raises(ValueError, match="same kind of device"):
         noise.normal_(torch.empty(3), g1)
+
+
+@needs_kernels
+@pytest.mark.parametrize("n", [2, 16_384 * 2 + 6, 1_000_000])  # one task, just over, many
+def test_split_between_threads_gives_the_serial_numbers(n):
+    threaded = draw(n, seed=9)
+    with kernels.disabled():  # one numba call on this thread
+        serial = draw(n, seed=9)
+    assert torch.equal(threaded, serial)
