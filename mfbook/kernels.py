@@ -1,13 +1,15 @@
-"""Fused CPU kernels for the gBP layer: compiled once, used when they apply (chapter 4).
+"""Fused CPU kernels for gBP: compiled once, used where they apply (chapter 4).
 
-On the CPU a gBP step at width 1000 spends about as long in elementwise passes over the weights
+On the CPU a gBP step at width 1000 spent about as long in elementwise passes over the weights
 and activations as in its extra matrix products: torch runs each expression of
 :mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
 pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
-ratio, the two backward signals), on torch's own thread pool. :mod:`mfbook.gbp` calls them when
-:func:`applies` says so (float32, contiguous, CPU tensors, no autograd graph being recorded) and
-its own torch expressions otherwise: on a GPU, in float64, and wherever no kernels could be
-built. The tests check that both give the same numbers.
+ratio, the two backward signals; also the parameter update of :mod:`mfbook.update`), on torch's
+own thread pool, which also runs the noise generator of :mod:`mfbook.noise` split between its
+threads. The callers use a kernel when :func:`applies` says so (float32, contiguous, CPU
+tensors, no autograd graph being recorded) and their own torch expressions otherwise: on a GPU,
+in float64, and wherever no kernels could be built. The tests check that both agree to float32
+rounding (the noise: exactly).
 
 The kernels are compiled with the system's C++ compiler (``$CXX``, else ``c++``) against the
 installed torch, on Linux, the first time they are needed or by ``python -m mfbook kernels``
@@ -147,7 +149,7 @@ def load() -> bool:
             _reason = str(err)
             warnings.warn(
                 f"mfbook: the fused CPU kernels are not available ({_reason}); gBP uses torch's "
-                "elementwise operations instead (same numbers, slower)",
+                "elementwise operations instead (the same formulas, slower)",
                 RuntimeWarning,
                 stacklevel=2,
             )

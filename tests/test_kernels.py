@@ -175,7 +175,7 @@ def test_without_a_compiler_gbp_works_and_one_warning_says_why(tmp_path):
     if sys.platform.startswith("linux"):
         assert "no C++ compiler found (mfbook-no-such-compiler)" in status
     assert warned.startswith("1 RuntimeWarning")
-    assert "same numbers, slower" in warned
+    assert "the same formulas, slower" in warned
     assert not list(tmp_path.glob("*.so"))
 
 
