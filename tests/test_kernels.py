@@ -206,3 +206,15 @@ def test_the_library_is_keyed_by_its_source(tmp_path, monkeypatch):
     changed.write_bytes(kernels.SOURCE.read_bytes() + b"// changed\n")
     monkeypatch.setattr(kernels, "SOURCE", changed)
     assert kernels.library_path() != before
+
+
+def test_tensors_they_cannot_serve_never_build_them(tmp_path):
+    code = """
+        import torch
+        from mfbook import kernels
+        print(kernels.applies(torch.ones(3, dtype=torch.float64)), kernels._loaded)
+    """
+    done = run_python(code, MFBOOK_KERNEL_CACHE=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "None"]  # not even tried: no compile, no warning
+    assert not list(tmp_path.iterdir())
