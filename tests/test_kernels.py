@@ -218,3 +218,19 @@ def test_tensors_they_cannot_serve_never_build_them(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "None"]  # not even tried: no compile, no warning
     assert not list(tmp_path.iterdir())
+
+
+def test_a_corrupted_cached_library_is_named_and_gbp_still_works(tmp_path):
+    corrupt = """
+    from mfbook import kernels
+    path = kernels.library_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a shared library")
+    """
+    done = run_python(
+        corrupt + FALLBACK + "    print(path.name)\n", MFBOOK_KERNEL_CACHE=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    status, warned, name = done.stdout.splitlines()
+    assert status.startswith("fused CPU kernels: off (") and name in status
+    assert warned.startswith("1 RuntimeWarning")
