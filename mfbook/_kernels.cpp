@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 using at::Tensor;
@@ -55,16 +56,18 @@ void grads(int64_t n, float* __restrict__ d_mu, float* __restrict__ d_var,
   }
 }
 
-// G <- a G;  Delta <- sqrt(b D) (written over D);  z = G + eps Delta;  r = eps / Delta, 0 where
-// that is not finite (Delta = 0: the variance path is switched off). r is skipped when null.
+// G <- a G;  Delta <- sqrt(b D) (written over D);  z = G + eps Delta, or ReLU(z) = max(z, 0)
+// with `relu` (NaN stays NaN);  r = eps / Delta, 0 where that is not finite (Delta = 0: the
+// variance path is switched off). r is skipped when null.
 void preact(int64_t n, float* __restrict__ G, float* __restrict__ D,
             const float* __restrict__ eps, float* __restrict__ z, float* __restrict__ r, float a,
-            float b) {
+            float b, bool relu) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = G[i] * a, delta = std::sqrt(D[i] * b);
+    const float zi = g + eps[i] * delta;
     G[i] = g;
     D[i] = delta;
-    z[i] = g + eps[i] * delta;
+    z[i] = relu ? std::max(zi, 0.0f) : zi;
   }
   if (r != nullptr) {
     for (int64_t i = 0; i < n; ++i) {
@@ -74,12 +77,15 @@ void preact(int64_t n, float* __restrict__ G, float* __restrict__ D,
   }
 }
 
-// K_a = a K;  Q = c K r
+// K_a = a K;  Q = c K r;  with `out` (the layer's ReLU output), K is first ReLU'd backward:
+// K <- K where out > 0, else 0.
 void signals(int64_t n, const float* __restrict__ K, const float* __restrict__ r,
-             float* __restrict__ Ka, float* __restrict__ Q, float a, float c) {
+             const float* __restrict__ out, float* __restrict__ Ka, float* __restrict__ Q,
+             float a, float c) {
   for (int64_t i = 0; i < n; ++i) {
-    Ka[i] = K[i] * a;
-    Q[i] = K[i] * r[i] * c;
+    const float k = out == nullptr || out[i] > 0.0f ? K[i] : 0.0f;
+    Ka[i] = k * a;
+    Q[i] = k * r[i] * c;
   }
 }
 
@@ -161,7 +167,7 @@ std::tuple<Tensor, Tensor, Tensor> weight_grads_(Tensor d_mu, Tensor d_var, cons
 }
 
 std::tuple<Tensor, Tensor> preactivation_(Tensor G, Tensor D, const Tensor& eps, double a,
-                                          double b, bool ratio) {
+                                          double b, bool ratio, bool relu) {
   check(G, "G", G), check(D, "D", G), check(eps, "eps", G);
   Tensor z = at::empty_like(G), r = ratio ? at::empty_like(G) : at::empty({0}, G.options());
   float *g = G.data_ptr<float>(), *d = D.data_ptr<float>(), *oz = z.data_ptr<float>();
@@ -169,19 +175,21 @@ std::tuple<Tensor, Tensor> preactivation_(Tensor G, Tensor D, const Tensor& eps,
   const float* e_ = eps.data_ptr<float>();
   at::parallel_for(0, G.numel(), GRAIN, [&](int64_t b0, int64_t e0) {
     preact(e0 - b0, g + b0, d + b0, e_ + b0, oz + b0, o_r ? o_r + b0 : nullptr,
-           static_cast<float>(a), static_cast<float>(b));
+           static_cast<float>(a), static_cast<float>(b), relu);
   });
   return {z, r};
 }
 
 std::tuple<Tensor, Tensor> backward_signals(const Tensor& K, const Tensor& r, double a,
-                                            double c) {
+                                            double c, const std::optional<Tensor>& out) {
   check(K, "K", K), check(r, "r", K);
+  if (out) check(*out, "out", K);
   Tensor Ka = at::empty_like(K), Q = at::empty_like(K);
   const float *k = K.data_ptr<float>(), *rr = r.data_ptr<float>();
+  const float* o = out ? out->data_ptr<float>() : nullptr;
   float *o_ka = Ka.data_ptr<float>(), *o_q = Q.data_ptr<float>();
   at::parallel_for(0, K.numel(), GRAIN, [&](int64_t b, int64_t e) {
-    signals(e - b, k + b, rr + b, o_ka + b, o_q + b, static_cast<float>(a),
+    signals(e - b, k + b, rr + b, o ? o + b : nullptr, o_ka + b, o_q + b, static_cast<float>(a),
             static_cast<float>(c));
   });
   return {Ka, Q};
@@ -195,9 +203,10 @@ TORCH_LIBRARY(mfbook, lib) {
       "weight_grads_(Tensor(a!) d_mu, Tensor(b!) d_var, Tensor pi, Tensor m, Tensor xi)"
       " -> (Tensor, Tensor(a!), Tensor(b!))");
   lib.def(
-      "preactivation_(Tensor(a!) G, Tensor(b!) D, Tensor eps, float a, float b, bool ratio)"
-      " -> (Tensor, Tensor)");
-  lib.def("backward_signals(Tensor K, Tensor r, float a, float c) -> (Tensor, Tensor)");
+      "preactivation_(Tensor(a!) G, Tensor(b!) D, Tensor eps, float a, float b, bool ratio,"
+      " bool relu) -> (Tensor, Tensor)");
+  lib.def(
+      "backward_signals(Tensor K, Tensor r, float a, float c, Tensor? out) -> (Tensor, Tensor)");
   lib.def("normal_pairs_(Tensor(a!) out, int fill, int key) -> ()");
   lib.def(
       "adam_step_(Tensor(a!) p, Tensor grad, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq,"

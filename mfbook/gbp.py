@@ -81,29 +81,32 @@ def layer_moments(h, mu, var, h2=None):
     return G, Delta
 
 
-def preactivation_(G, D, eps, a: float, b: float, ratio: bool):
+def preactivation_(G, D, eps, a: float, b: float, ratio: bool, relu: bool = False):
     """In place G <- a G and D <- Delta = sqrt(b D); returns (z = G + eps Delta, r) with r the
-    noise ratio eps / Delta (:func:`noise_ratio`) when ``ratio``, else None (chapters 2-3)."""
+    noise ratio eps / Delta (:func:`noise_ratio`) when ``ratio``, else None (chapters 2-3).
+    With ``relu``, ReLU(z) in place of z (a hidden layer's output h)."""
     if kernels.applies(G, D, eps):
-        z, r = kernels.ops().preactivation_(G, D, eps, a, b, ratio)
+        z, r = kernels.ops().preactivation_(G, D, eps, a, b, ratio, relu)
         return z, r if ratio else None
     Delta = D.mul_(b).sqrt_()
     z = torch.addcmul(G.mul_(a), eps, Delta)
+    if relu:
+        z.clamp_min_(0.0)
     return z, noise_ratio(eps, Delta) if ratio else None
 
 
-def layer_forward(h, pi, m, xi, eps, keep: bool = False):
+def layer_forward(h, pi, m, xi, eps, keep: bool = False, relu: bool = False):
     """One noisy mean-field layer (chapters 2-3): (G, Delta, z = G + eps * Delta, cache).
 
-    G is the mean network's pre-activation, z a new tensor. ``cache`` is the
-    :class:`LayerCache` that gBP needs with ``keep``, else None (inference keeps nothing).
-    No input checks: callers validate.
+    G is the mean network's pre-activation, z a new tensor (with ``relu``: ReLU(z), the next
+    layer's input). ``cache`` is the :class:`LayerCache` that gBP needs with ``keep``, else None
+    (inference keeps nothing). No input checks: callers validate.
     """
     n = h.shape[1]
     mu, var = mean_and_variance(pi, m, xi)
     h2 = h * h
     G, Delta = torch.mm(h, mu.T), torch.mm(h2, var.T)
-    z, r = preactivation_(G, Delta, eps, 1 / math.sqrt(n), 1 / n, keep)
+    z, r = preactivation_(G, Delta, eps, 1 / math.sqrt(n), 1 / n, keep, relu)
     return G, Delta, z, LayerCache(mu, var, h2, r) if keep else None
 
 
@@ -112,10 +115,15 @@ def noise_ratio(eps, Delta):
     return torch.div(eps, Delta).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def backward_signals(K, r, a: float, c: float):
-    """(a K, c K r): the error signal K = dC/dz scaled, and dC/d(Delta^2) = K r / 2 scaled."""
-    if kernels.applies(K, r):
-        return kernels.ops().backward_signals(K, r, a, c)
+def backward_signals(K, r, a: float, c: float, out=None):
+    """(a K, c K r): the error signal K = dC/dz scaled, and dC/d(Delta^2) = K r / 2 scaled.
+
+    With ``out``, the layer's ReLU output, K arrives as dC/dh and goes through the ReLU first:
+    K = dC/dh where out > 0, else 0."""
+    if kernels.applies(K, r, *(() if out is None else (out,))):
+        return kernels.ops().backward_signals(K, r, a, c, out)
+    if out is not None:
+        K = torch.where(out > 0, K, 0.0)
     return K * a, torch.mul(K, r).mul_(c)
 
 
@@ -147,8 +155,9 @@ def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
     return layer_backward_cached(K, h, pi, m, xi, cache, need_input_grad)
 
 
-def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True):
-    """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn).
+def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True, out=None):
+    """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn);
+    with ``out`` (the ReLU output of a ``relu`` forward), K is dC/dh of that output.
 
     With r = eps / Delta, dC/d(Delta^2) = K r / 2. The 1/sqrt(N) and 1/(2N) factors go on the
     (B, N_out) signals, not on the (N_out, N_in) matrices; then four matrix products and the
@@ -156,7 +165,8 @@ def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=Tr
     """
     n = h.shape[1]
     mu, var, h2, r = cache
-    K, Q = backward_signals(K, r, 1 / math.sqrt(n), 1 / (2 * n))  # K / sqrt(N), dC/d(Delta^2) / N
+    # K / sqrt(N) and dC/d(Delta^2) / N
+    K, Q = backward_signals(K, r, 1 / math.sqrt(n), 1 / (2 * n), out)
     d_pi, d_m, d_xi = weight_grads_(torch.mm(K.T, h), torch.mm(Q.T, h2), pi, m, xi)
     dh = None
     if need_input_grad:

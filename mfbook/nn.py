@@ -26,21 +26,24 @@ PI_BOUNDS, XI_BOUNDS = (0.0, 1.0), (0.0, math.inf)
 
 
 class _MeanFieldFunction(torch.autograd.Function):
-    """z = G + eps * Delta forward; gBP (chapter 3, equation eq-ch3-grads) backward."""
+    """z = G + eps * Delta forward (or ReLU(z), for a hidden layer); gBP (chapter 3, equation
+    eq-ch3-grads) backward, through the ReLU first when there is one."""
 
     @staticmethod
-    def forward(ctx, h, pi, m, xi, eps):
-        _, _, z, cache = gbp.layer_forward(h, pi, m, xi, eps, keep=True)
-        ctx.save_for_backward(h, pi, m, xi, *cache)
+    def forward(ctx, h, pi, m, xi, eps, relu):
+        _, _, z, cache = gbp.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
+        ctx.relu = relu
+        ctx.save_for_backward(h, pi, m, xi, *cache, *((z,) if relu else ()))
         return z
 
     @staticmethod
     def backward(ctx, K):
         h, pi, m, xi, *cache = ctx.saved_tensors
+        out = cache.pop() if ctx.relu else None
         dh, d_pi, d_m, d_xi = gbp.layer_backward_cached(
-            K, h, pi, m, xi, gbp.LayerCache(*cache), need_input_grad=ctx.needs_input_grad[0]
+            K, h, pi, m, xi, gbp.LayerCache(*cache), ctx.needs_input_grad[0], out
         )
-        return dh, d_pi, d_m, d_xi, None
+        return dh, d_pi, d_m, d_xi, None, None
 
 
 class MeanFieldLinear(nn.Module):
@@ -100,22 +103,24 @@ class MeanFieldLinear(nn.Module):
         G, _, z, _ = gbp.layer_forward(h, self.pi, self.m, self.xi, eps)
         return G, z
 
-    def forward(self, h, mode="mf", eps=None, generator=None):
-        """Pre-activations z (B, n_out). No input checks here: :class:`MeanFieldMLP` checks.
+    def forward(self, h, mode="mf", eps=None, generator=None, relu=False):
+        """Pre-activations z (B, n_out), or with ``relu`` the hidden units ReLU(z) (in the same
+        pass). No input checks here: :class:`MeanFieldMLP` checks.
 
         mode "mf": z = G + eps * Delta, eps ~ Normal(0, 1) drawn from ``generator`` by
         :func:`mfbook.noise.normal_` unless given;
         mode "mean": z = G, the deterministic mean network.
         """
         if mode == "mean":
-            return gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
+            G = gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
+            return torch.relu(G) if relu else G
         if eps is None:
             eps = noise.standard_normal(
                 h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
             )
         if torch.is_grad_enabled():
-            return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps)
-        return gbp.layer_forward(h, self.pi, self.m, self.xi, eps)[2]
+            return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps, relu)
+        return gbp.layer_forward(h, self.pi, self.m, self.xi, eps, relu=relu)[2]
 
     def bounds(self) -> list[tuple[torch.Tensor, float, float]]:
         """(tensor, lo, hi) of the projection: pi in [0, 1], xi >= 0 (m is unbounded)."""
@@ -185,10 +190,9 @@ class MeanFieldMLP(nn.Module):
 
     def logits(self, x, mode="mf", eps=None, generator=None):
         """The forward pass without input checks (no host synchronisation): for training loops."""
-        h = x
-        for l, layer in enumerate(self.layers):
-            z = layer(h, mode, None if eps is None else eps[l], generator)
-            h = torch.relu(z) if l < len(self.layers) - 1 else z
+        h, last = x, len(self.layers) - 1
+        for l, layer in enumerate(self.layers):  # ReLU between layers, done by the layer
+            h = layer(h, mode, None if eps is None else eps[l], generator, relu=l < last)
         return h
 
     @torch.no_grad()

@@ -49,13 +49,15 @@ def test_each_kernel_equals_its_torch_expression(gen, shape):
     D = torch.rand(shape, generator=gen)
     D[0, 0] = 0.0  # Delta = 0: the variance path is off there, r = 0
     for ratio in (True, False):
-        (zf, rf), (zp, rp) = both(gbp.preactivation_, G, D, eps, 0.3, 0.01, ratio)
-        close(zf, zp)
-        if ratio:
-            close(rf, rp)
-            assert rf[0, 0] == 0
-        else:
-            assert rf is None and rp is None
+        for relu in (False, True):
+            (zf, rf), (zp, rp) = both(gbp.preactivation_, G, D, eps, 0.3, 0.01, ratio, relu)
+            close(zf, zp)
+            assert not relu or bool((zf >= 0).all())
+            if ratio:
+                close(rf, rp)
+                assert rf[0, 0] == 0
+            else:
+                assert rf is None and rp is None
     Gf, Df = G.clone(), D.clone()
     gbp.preactivation_(Gf, Df, eps, 0.3, 0.01, False)  # in place: G scaled, D -> Delta
     close(Gf, 0.3 * G)
@@ -63,6 +65,12 @@ def test_each_kernel_equals_its_torch_expression(gen, shape):
     r = torch.randn(shape, generator=gen)
     for fused, plain in zip(*both(gbp.backward_signals, K, r, 0.5, 0.25), strict=True):
         close(fused, plain)
+    out = torch.relu(torch.randn(shape, generator=gen))  # a ReLU output: K passes where > 0
+    fused, plain = both(gbp.backward_signals, K, r, 0.5, 0.25, out)
+    for f, p in zip(fused, plain, strict=True):
+        close(f, p)
+        assert bool((f[out == 0] == 0).all())
+    close(fused[0], 0.5 * K * (out > 0))
 
 
 @needs_kernels
@@ -138,7 +146,7 @@ def test_the_kernels_reject_bad_tensors_naming_them():
     with pytest.raises(RuntimeError, match="pi must be a contiguous float32 CPU tensor"):
         kernels.ops().mean_and_variance(ok.double(), ok, ok)
     with pytest.raises(RuntimeError, match="eps must be a contiguous float32"):
-        kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True)
+        kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True, False)
 
 
 def run_python(code, **env):
@@ -234,3 +242,11 @@ def test_a_corrupted_cached_library_is_named_and_gbp_still_works(tmp_path):
     status, warned, name = done.stdout.splitlines()
     assert status.startswith("fused CPU kernels: off (") and name in status
     assert warned.startswith("1 RuntimeWarning")
+
+
+@needs_kernels
+def test_the_fused_relu_keeps_nan_so_divergence_is_seen():
+    G, D, eps = torch.tensor([[float("nan"), -1.0]]), torch.ones(1, 2), torch.zeros(1, 2)
+    (zf, _), (zp, _) = both(gbp.preactivation_, G, D, eps, 1.0, 1.0, False, True)
+    for z in (zf, zp):
+        assert torch.isnan(z[0, 0]) and z[0, 1] == 0

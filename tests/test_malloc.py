@@ -54,6 +54,6 @@ def test_freed_tensors_are_reused_not_faulted_in_again():
     kept_off, n_off = faults({"MFBOOK_KEEP_FREED_MEMORY": "0"})
     assert kept_off == "False"
     # page faults in 10 steps. glibc's default: the freed tensors often go back to the system
-    # and fault in again (8,000-20,000 pages seen here); kept, they are reused (0-1,200)
+    # and fault in again (8,000-31,000 pages seen here); kept, they are reused (0-2,000)
     assert n_off > 4000
-    assert n < n_off / 3
+    assert n < n_off / 2
