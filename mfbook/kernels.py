@@ -4,7 +4,8 @@ On the CPU a gBP step at width 1000 spent about as long in elementwise passes ov
 and activations as in its extra matrix products: torch runs each expression of
 :mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
 pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
-ratio, the two backward signals; also the parameter update of :mod:`mfbook.update`), on torch's
+ratio and a hidden layer's ReLU, the two backward signals with the ReLU's backward; also the
+parameter update of :mod:`mfbook.update`), on torch's
 own thread pool, which also runs the noise generator of :mod:`mfbook.noise` split between its
 threads. The callers use a kernel when :func:`applies` says so (float32, contiguous, CPU
 tensors, no autograd graph being recorded) and their own torch expressions otherwise: on a GPU,
