@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import needs_kernels
 
-from mfbook import kernels
+from mfbook import kernels, update
 from mfbook.update import update_
 
 
@@ -33,6 +33,12 @@ def steps(params, opt, gen, n=4, decay=0.99):
 def test_fused_update_equals_torch_adam_decay_and_clamps(fused_opt):
     a, opt_a = setup(torch.Generator().manual_seed(0), fused_opt)
     b, opt_b = setup(torch.Generator().manual_seed(0), fused_opt)
+    for p in a:
+        p.grad = torch.zeros_like(p)
+    with torch.no_grad():  # as inside update_
+        assert update._fusable(opt_a)  # the fused path is what this test compares
+        with kernels.disabled():
+            assert not update._fusable(opt_a)
     steps(a, opt_a, torch.Generator().manual_seed(1))
     with kernels.disabled():
         steps(b, opt_b, torch.Generator().manual_seed(1))
