@@ -92,7 +92,7 @@ def main(argv=None) -> int:
 
         try:
             print(kernels.build(force=args.force))
-        except RuntimeError as err:
+        except (RuntimeError, OSError) as err:  # no compiler, or an unwritable cache folder
             print(f"not built: {err}", file=sys.stderr)
             return 1
         print(kernels.status())

@@ -250,3 +250,14 @@ def test_the_fused_relu_keeps_nan_so_divergence_is_seen():
     (zf, _), (zp, _) = both(gbp.preactivation_, G, D, eps, 1.0, 1.0, False, True)
     for z in (zf, zp):
         assert torch.isnan(z[0, 0]) and z[0, 1] == 0
+
+
+def test_the_command_says_why_it_could_not_build(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    env = {**os.environ, "MFBOOK_KERNEL_CACHE": str(blocked / "kernels")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mfbook", "kernels"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("not built: ") and "Traceback" not in done.stderr
