@@ -1,6 +1,7 @@
 """mfbook._malloc: after a model is built, a training step reuses the memory the last one freed
 instead of faulting fresh pages in."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -28,7 +29,7 @@ FAULTS = """
     for _ in range(5):
         step()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
+    for _ in range(40):
         step()
     print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -39,7 +40,7 @@ def faults(env):
         [sys.executable, "-c", textwrap.dedent(FAULTS)],
         capture_output=True,
         text=True,
-        env={**env, "PYTHONPATH": ":".join(sys.path)},
+        env={**os.environ, **env, "PYTHONPATH": ":".join(sys.path)},
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -53,7 +54,8 @@ def test_freed_tensors_are_reused_not_faulted_in_again():
     assert kept == "True"
     kept_off, n_off = faults({"MFBOOK_KEEP_FREED_MEMORY": "0"})
     assert kept_off == "False"
-    # page faults in 10 steps. glibc's default: the freed tensors often go back to the system
-    # and fault in again (8,000-31,000 pages seen here); kept, they are reused (0-2,000)
-    assert n_off > 4000
-    assert n < n_off / 2
+    # page faults in 40 steps. glibc's default: the freed tensors often go back to the system
+    # and fault in again (26,000-50,000 pages seen here, growing with the steps); kept, they are
+    # reused and only a few sporadic faults remain (180-960, not growing)
+    assert n_off > 10_000
+    assert n < n_off / 5
