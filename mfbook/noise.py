@@ -32,12 +32,12 @@ def _fill_cpu(out: torch.Tensor, generator) -> None:
 
     n = out.numel()
     direct = out.dtype == torch.float32 and out.is_contiguous() and n % 2 == 0
-    buf = out if direct else torch.empty(n + n % 2, dtype=torch.float32)
+    buf = (out if direct else torch.empty(n + n % 2, dtype=torch.float32)).detach()
     key = _key(generator)
-    if kernels.applies(buf.detach()):  # the pairs split between torch's threads
-        kernels.ops().normal_pairs_(buf.detach(), _noise_kernels.fill_range_c.address, key)
+    if kernels.applies(buf):  # the pairs split between torch's threads
+        kernels.ops().normal_pairs_(buf, _noise_kernels.fill_range_c.address, key)
     else:
-        _noise_kernels.fill_pairs(buf.detach().numpy().reshape(-1), np.uint64(key % 2**64))
+        _noise_kernels.fill_pairs(buf.numpy().reshape(-1), np.uint64(key % 2**64))
     if not direct:
         with torch.no_grad():
             out.copy_(buf[:n].view(out.shape))

@@ -43,3 +43,19 @@ def _can_build_kernels() -> bool:
 needs_kernels = pytest.mark.skipif(
     not _can_build_kernels(), reason="no C++ compiler: the fused kernels cannot be built"
 )
+
+
+def run_python(code: str, **env):
+    """Run ``code`` (dedented) in a fresh Python process with this environment plus ``env``."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )

@@ -4,11 +4,10 @@ expressions, used only where they apply, clear errors, and a working fallback wi
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
-from conftest import needs_kernels, random_eps, random_params
+from conftest import needs_kernels, random_eps, random_params, run_python
 
 from mfbook import gbp, kernels
 from mfbook.nn import MeanFieldMLP
@@ -147,17 +146,6 @@ def test_the_kernels_reject_bad_tensors_naming_them():
         kernels.ops().mean_and_variance(ok.double(), ok, ok)
     with pytest.raises(RuntimeError, match="eps must be a contiguous float32"):
         kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True, False)
-
-
-def run_python(code, **env):
-    full = {**os.environ, **env}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=300,
-    )
 
 
 FALLBACK = """

@@ -1,13 +1,11 @@
 """mfbook._malloc: after a model is built, a training step reuses the memory the last one freed
 instead of faulting fresh pages in."""
 
-import os
 import platform
-import subprocess
 import sys
-import textwrap
 
 import pytest
+from conftest import run_python
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
@@ -36,13 +34,7 @@ FAULTS = """
 
 
 def faults(env):
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(FAULTS)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "PYTHONPATH": ":".join(sys.path)},
-        timeout=120,
-    )
+    done = run_python(FAULTS, **env)
     assert done.returncode == 0, done.stderr
     kept, n = done.stdout.split()
     return kept, int(n)
