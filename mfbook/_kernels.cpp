@@ -41,18 +41,28 @@ void moments(int64_t n, const float* __restrict__ pi, const float* __restrict__ 
   }
 }
 
+// The weight gradients of one connection from dC/dmu and dC/dVar, with s = xi + pi m^2:
 // d_pi = (mu m - s) d_var - m d_mu;  d_m = (d_mu + 2 pi m d_var)(1 - pi);  d_xi = (1 - pi) d_var
+struct Grad {
+  float pi, m, xi;
+};
+
+inline Grad grad_one(float g_mu, float g_var, float pi, float m, float xi) {
+  const float pi_m = pi * m;
+  const float s = xi + pi_m * m;
+  return {((m - pi_m) * m - s) * g_var - m * g_mu,
+          (g_mu + 2.0f * pi_m * g_var) - pi * (g_mu + 2.0f * pi_m * g_var), g_var - pi * g_var};
+}
+
 // d_m is written over d_mu and d_xi over d_var.
 void grads(int64_t n, float* __restrict__ d_mu, float* __restrict__ d_var,
            float* __restrict__ d_pi, const float* __restrict__ pi, const float* __restrict__ m,
            const float* __restrict__ xi) {
   for (int64_t i = 0; i < n; ++i) {
-    const float pi_m = pi[i] * m[i];
-    const float s = xi[i] + pi_m * m[i];
-    const float g_mu = d_mu[i], g_var = d_var[i];
-    d_pi[i] = ((m[i] - pi_m) * m[i] - s) * g_var - m[i] * g_mu;
-    d_mu[i] = (g_mu + 2.0f * pi_m * g_var) - pi[i] * (g_mu + 2.0f * pi_m * g_var);
-    d_var[i] = g_var - pi[i] * g_var;
+    const Grad g = grad_one(d_mu[i], d_var[i], pi[i], m[i], xi[i]);
+    d_pi[i] = g.pi;
+    d_mu[i] = g.m;
+    d_var[i] = g.xi;
   }
 }
 
@@ -91,38 +101,90 @@ void signals(int64_t n, const float* __restrict__ K, const float* __restrict__ r
 
 // One Adam step (torch's arithmetic: exp_avg by lerp, bias corrections from the step count),
 // then the decoupled weight decay p *= decay, then the projection p <- min(max(p, lo), hi); NaN
-// stays NaN, so a diverged run is still detected.
+// stays NaN, so a diverged run is still detected. `Adam` holds one tensor's constants of a step.
+struct Adam {
+  float step_size, w1;
+  bool small_w1;
+  float beta2, w2, bc2_sqrt, eps, decay, lo, hi;
+};
+
+// From h = (step, lr, beta1, beta2, eps, decay, lo, hi), the numbers Python passes per tensor.
+Adam adam_constants(const double* h) {
+  const double step = h[0], lr = h[1], beta1 = h[2], beta2 = h[3];
+  TORCH_CHECK(step >= 1, "step must be >= 1, got ", step);
+  const double w1 = 1 - beta1, bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+  return {static_cast<float>(lr / bc1), static_cast<float>(w1), std::abs(w1) < 0.5,
+          static_cast<float>(beta2),    static_cast<float>(1 - beta2),
+          static_cast<float>(std::sqrt(bc2)), static_cast<float>(h[4]), static_cast<float>(h[5]),
+          static_cast<float>(h[6]),     static_cast<float>(h[7])};
+}
+
+// torch's lerp(m1, g, w1), in the form it picks for the size of w1 (SMALL: |w1| < 0.5)
+template <bool SMALL>
+inline float lerp(float m1, float g, float w1) {
+  return SMALL ? m1 + w1 * (g - m1) : g - (g - m1) * (1.0f - w1);
+}
+
+template <bool SMALL>
+inline void adam_one(float& p, float g, float& m1, float& m2, const Adam a) {
+  const float ea = lerp<SMALL>(m1, g, a.w1);
+  const float es = m2 * a.beta2 + a.w2 * g * g;
+  m1 = ea;
+  m2 = es;
+  const float v = (p - a.step_size * ea / (std::sqrt(es) / a.bc2_sqrt + a.eps)) * a.decay;
+  p = std::min(std::max(v, a.lo), a.hi);
+}
+
 void adam(int64_t n, float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m1,
-          float* __restrict__ m2, float step_size, float w1, bool small_w1, float beta2, float w2,
-          float bc2_sqrt, float eps, float decay, float lo, float hi) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i];
-    const float ea = small_w1 ? m1[i] + w1 * (gi - m1[i]) : gi - (gi - m1[i]) * (1.0f - w1);
-    const float es = m2[i] * beta2 + w2 * gi * gi;
-    m1[i] = ea;
-    m2[i] = es;
-    const float v = (p[i] - step_size * ea / (std::sqrt(es) / bc2_sqrt + eps)) * decay;
-    p[i] = std::min(std::max(v, lo), hi);
+          float* __restrict__ m2, const Adam a) {
+  if (a.small_w1) {
+    for (int64_t i = 0; i < n; ++i) adam_one<true>(p[i], g[i], m1[i], m2[i], a);
+  } else {
+    for (int64_t i = 0; i < n; ++i) adam_one<false>(p[i], g[i], m1[i], m2[i], a);
   }
 }
 
-void adam_step_(Tensor p, const Tensor& grad, Tensor exp_avg, Tensor exp_avg_sq, double step,
-                double lr, double beta1, double beta2, double eps, double decay, double lo,
-                double hi) {
-  check(p, "param", p), check(grad, "grad", p);
-  check(exp_avg, "exp_avg", p), check(exp_avg_sq, "exp_avg_sq", p);
-  TORCH_CHECK(step >= 1, "step must be >= 1, got ", step);
-  const double w1 = 1 - beta1, bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
-  float *pp = p.data_ptr<float>(), *m1 = exp_avg.data_ptr<float>();
-  float* m2 = exp_avg_sq.data_ptr<float>();
-  const float* g = grad.data_ptr<float>();
-  at::parallel_for(0, p.numel(), GRAIN, [&](int64_t b, int64_t e) {
-    adam(e - b, pp + b, g + b, m1 + b, m2 + b, static_cast<float>(lr / bc1),
-         static_cast<float>(w1), std::abs(w1) < 0.5, static_cast<float>(beta2),
-         static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bc2)),
-         static_cast<float>(eps), static_cast<float>(decay), static_cast<float>(lo),
-         static_cast<float>(hi));
-  });
+// The weight gradients (grad_one) and then the Adam step of each of pi, m, xi, connection by
+// connection: the three gradients are never written to memory. `avg` and `sq` hold the
+// optimizer states of pi, m, xi in that order; SMALL is the lerp form of all three.
+// noinline: inlined into its caller, the loop loses its __restrict__ qualifiers and, with eleven
+// arrays, is not vectorised.
+template <bool SMALL>
+__attribute__((noinline)) void gbp_adam(
+    int64_t n, float* __restrict__ pi, float* __restrict__ m, float* __restrict__ xi,
+    const float* __restrict__ d_mu, const float* __restrict__ d_var, float* __restrict__ avg_pi,
+    float* __restrict__ avg_m, float* __restrict__ avg_xi, float* __restrict__ sq_pi,
+    float* __restrict__ sq_m, float* __restrict__ sq_xi, const Adam a_pi, const Adam a_m,
+    const Adam a_xi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const Grad g = grad_one(d_mu[i], d_var[i], pi[i], m[i], xi[i]);
+    adam_one<SMALL>(pi[i], g.pi, avg_pi[i], sq_pi[i], a_pi);
+    adam_one<SMALL>(m[i], g.m, avg_m[i], sq_m[i], a_m);
+    adam_one<SMALL>(xi[i], g.xi, avg_xi[i], sq_xi[i], a_xi);
+  }
+}
+
+// Per tensor i, its numbers hyper[8 i .. 8 i + 7] = (step, lr, beta1, beta2, eps, decay, lo,
+// hi): all the tensors of an update in one call, so a step costs one call from Python.
+void adam_steps_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                 at::TensorList exp_avg_sqs, at::ArrayRef<double> hyper) {
+  const size_t n = params.size();
+  TORCH_CHECK(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n,
+              "params, grads, exp_avgs and exp_avg_sqs must have the same length");
+  TORCH_CHECK(hyper.size() == 8 * n, "hyper must hold 8 numbers per tensor, got ", hyper.size(),
+              " for ", n, " tensors");
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor& p = params[i];
+    check(p, "param", p), check(grads[i], "grad", p);
+    check(exp_avgs[i], "exp_avg", p), check(exp_avg_sqs[i], "exp_avg_sq", p);
+    const Adam a = adam_constants(hyper.data() + 8 * i);
+    float *pp = p.data_ptr<float>(), *m1 = exp_avgs[i].data_ptr<float>();
+    float* m2 = exp_avg_sqs[i].data_ptr<float>();
+    const float* g = grads[i].data_ptr<float>();
+    at::parallel_for(0, p.numel(), GRAIN, [&](int64_t b, int64_t e) {
+      adam(e - b, pp + b, g + b, m1 + b, m2 + b, a);
+    });
+  }
 }
 
 // The noise eps (mfbook/noise.py): `fill` is the address of the numba-compiled C function
@@ -195,6 +257,39 @@ std::tuple<Tensor, Tensor> backward_signals(const Tensor& K, const Tensor& r, do
   return {Ka, Q};
 }
 
+// One layer's update folded into gBP's backward (mfbook/update.py): the weight gradients from
+// d_mu and d_var, then Adam, decay and projection on pi, m, xi; hyper holds 8 numbers for each
+// of them (as in adam_steps_), exp_avgs and exp_avg_sqs their three states.
+void gbp_adam_(Tensor pi, Tensor m, Tensor xi, const Tensor& d_mu, const Tensor& d_var,
+               at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::ArrayRef<double> hyper) {
+  check(m, "m", m), check(pi, "pi", m), check(xi, "xi", m);
+  check(d_mu, "d_mu", m), check(d_var, "d_var", m);
+  TORCH_CHECK(exp_avgs.size() == 3 && exp_avg_sqs.size() == 3 && hyper.size() == 24,
+              "gbp_adam_ takes 3 exp_avgs, 3 exp_avg_sqs and 24 numbers (pi, m, xi)");
+  for (size_t i = 0; i < 3; ++i) {
+    check(exp_avgs[i], "exp_avg", m), check(exp_avg_sqs[i], "exp_avg_sq", m);
+  }
+  const Adam a_pi = adam_constants(hyper.data()), a_m = adam_constants(hyper.data() + 8);
+  const Adam a_xi = adam_constants(hyper.data() + 16);
+  if (a_pi.small_w1 != a_m.small_w1 || a_m.small_w1 != a_xi.small_w1) {
+    // betas on both sides of 0.5 (never in mfbook's presets): the gradients, then each update
+    Tensor g_m = d_mu.clone(), g_xi = d_var.clone();
+    const auto [g_pi, unused_m, unused_xi] = weight_grads_(g_m, g_xi, pi, m, xi);
+    adam_steps_({pi, m, xi}, {g_pi, g_m, g_xi}, exp_avgs, exp_avg_sqs, hyper);
+    return;
+  }
+  float *p = pi.data_ptr<float>(), *mm = m.data_ptr<float>(), *x = xi.data_ptr<float>();
+  const float *g_mu = d_mu.data_ptr<float>(), *g_var = d_var.data_ptr<float>();
+  float *ap = exp_avgs[0].data_ptr<float>(), *am = exp_avgs[1].data_ptr<float>();
+  float *ax = exp_avgs[2].data_ptr<float>(), *sp = exp_avg_sqs[0].data_ptr<float>();
+  float *sm = exp_avg_sqs[1].data_ptr<float>(), *sx = exp_avg_sqs[2].data_ptr<float>();
+  const auto run = a_pi.small_w1 ? gbp_adam<true> : gbp_adam<false>;
+  at::parallel_for(0, m.numel(), GRAIN, [&](int64_t b, int64_t e) {
+    run(e - b, p + b, mm + b, x + b, g_mu + b, g_var + b, ap + b, am + b, ax + b, sp + b, sm + b,
+        sx + b, a_pi, a_m, a_xi);
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(mfbook, lib) {
@@ -209,9 +304,11 @@ TORCH_LIBRARY(mfbook, lib) {
       "backward_signals(Tensor K, Tensor r, float a, float c, Tensor? out) -> (Tensor, Tensor)");
   lib.def("normal_pairs_(Tensor(a!) out, int fill, int key) -> ()");
   lib.def(
-      "adam_step_(Tensor(a!) p, Tensor grad, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq,"
-      " float step, float lr, float beta1, float beta2, float eps, float decay, float lo,"
-      " float hi) -> ()");
+      "adam_steps_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs,"
+      " Tensor(c!)[] exp_avg_sqs, float[] hyper) -> ()");
+  lib.def(
+      "gbp_adam_(Tensor(a!) pi, Tensor(b!) m, Tensor(c!) xi, Tensor d_mu, Tensor d_var,"
+      " Tensor(d!)[] exp_avgs, Tensor(e!)[] exp_avg_sqs, float[] hyper) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
@@ -219,6 +316,7 @@ TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
   lib.impl("weight_grads_", weight_grads_);
   lib.impl("preactivation_", preactivation_);
   lib.impl("backward_signals", backward_signals);
-  lib.impl("adam_step_", adam_step_);
+  lib.impl("adam_steps_", adam_steps_);
+  lib.impl("gbp_adam_", gbp_adam_);
   lib.impl("normal_pairs_", normal_pairs_);
 }

@@ -157,21 +157,26 @@ def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
 
 def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True, out=None):
     """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn);
-    with ``out`` (the ReLU output of a ``relu`` forward), K is dC/dh of that output.
+    with ``out`` (the ReLU output of a ``relu`` forward), K is dC/dh of that output."""
+    dh, d_mu, d_var = backward_products(K, h, cache, need_input_grad, out)
+    return dh, *weight_grads_(d_mu, d_var, pi, m, xi)
+
+
+def backward_products(K, h, cache: LayerCache, need_input_grad=True, out=None):
+    """(dC/dh or None, dC/dmu, dC/dVar) of one layer: the four matrix products of gBP.
 
     With r = eps / Delta, dC/d(Delta^2) = K r / 2. The 1/sqrt(N) and 1/(2N) factors go on the
-    (B, N_out) signals, not on the (N_out, N_in) matrices; then four matrix products and the
-    weight gradients of :func:`weight_grads_`.
+    (B, N_out) signals, not on the (N_out, N_in) matrices. :func:`weight_grads_` turns dC/dmu and
+    dC/dVar into the gradients of pi, m, xi.
     """
     n = h.shape[1]
     mu, var, h2, r = cache
     # K / sqrt(N) and dC/d(Delta^2) / N
     K, Q = backward_signals(K, r, 1 / math.sqrt(n), 1 / (2 * n), out)
-    d_pi, d_m, d_xi = weight_grads_(torch.mm(K.T, h), torch.mm(Q.T, h2), pi, m, xi)
     dh = None
     if need_input_grad:
-        dh = torch.addcmul(torch.mm(K, mu), h, torch.mm(Q, var), value=2)  # + 2 h (Q var)
-    return dh, d_pi, d_m, d_xi
+        dh = torch.mm(K, mu).addcmul_(h, torch.mm(Q, var), value=2)  # + 2 h (Q var)
+    return dh, torch.mm(K.T, h), torch.mm(Q.T, h2)
 
 
 # --- the whole network ---------------------------------------------------------------------

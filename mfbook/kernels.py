@@ -5,9 +5,9 @@ and activations as in its extra matrix products: torch runs each expression of
 :mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
 pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
 ratio and a hidden layer's ReLU, the two backward signals with the ReLU's backward; also the
-parameter update of :mod:`mfbook.update`), on torch's
-own thread pool, which also runs the noise generator of :mod:`mfbook.noise` split between its
-threads. The callers use a kernel when :func:`applies` says so (float32, contiguous, CPU
+parameter update of :mod:`mfbook.update`, alone or together with the weight gradients), on
+torch's own thread pool, which also runs the noise generator of :mod:`mfbook.noise` split
+between its threads. The callers use a kernel when :func:`applies` says so (float32, contiguous, CPU
 tensors, no autograd graph being recorded) and their own torch expressions otherwise: on a GPU,
 in float64, and wherever no kernels could be built. The tests check that both agree to float32
 rounding (the noise: exactly).
@@ -170,12 +170,13 @@ def applies(*tensors: torch.Tensor) -> bool:
     :func:`disabled`."""
     if _off:
         return False
-    for t in tensors:
-        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
+    grad = torch.is_grad_enabled()
+    for t in tensors:  # attribute checks only: this runs a dozen times per training step
+        if not t.is_cpu or t.dtype is not torch.float32 or not t.is_contiguous():
             return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    return load()  # last: a GPU-only run never builds them
+        if grad and t.requires_grad:
+            return False
+    return _loaded or load()  # last: a GPU-only run never builds them
 
 
 @contextlib.contextmanager

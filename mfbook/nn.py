@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from mfbook import _checks, _malloc, gbp, noise
+from mfbook import _checks, _malloc, gbp, noise, update
 from mfbook.spike_slab import SpikeSlab
 
 MODES = ("mf", "mean")
@@ -40,10 +40,11 @@ class _MeanFieldFunction(torch.autograd.Function):
     def backward(ctx, K):
         h, pi, m, xi, *cache = ctx.saved_tensors
         out = cache.pop() if ctx.relu else None
-        dh, d_pi, d_m, d_xi = gbp.layer_backward_cached(
-            K, h, pi, m, xi, gbp.LayerCache(*cache), ctx.needs_input_grad[0], out
-        )
-        return dh, d_pi, d_m, d_xi, None, None
+        cache = gbp.LayerCache(*cache)
+        dh, d_mu, d_var = gbp.backward_products(K, h, cache, ctx.needs_input_grad[0], out)
+        if all(ctx.needs_input_grad[1:4]) and update.fold_(pi, m, xi, d_mu, d_var):
+            return dh, None, None, None, None, None  # updated here (mfbook.update.folded)
+        return dh, *gbp.weight_grads_(d_mu, d_var, pi, m, xi), None, None
 
 
 class MeanFieldLinear(nn.Module):
@@ -231,8 +232,9 @@ def plain_sequential(weights: list[torch.Tensor]) -> nn.Sequential:
     modules: list[nn.Module] = []
     for l, w in enumerate(weights):
         n_out, n_in = w.shape
-        lin = nn.Linear(n_in, n_out, bias=False, dtype=w.dtype, device=w.device)
-        lin.weight.data.copy_(w / math.sqrt(n_in))
+        # built on the meta device, so no random weights are drawn only to be overwritten
+        lin = nn.Linear(n_in, n_out, bias=False, device="meta")
+        lin.weight = nn.Parameter(w / math.sqrt(n_in))
         modules.append(lin)
         if l < len(weights) - 1:
             modules.append(nn.ReLU())

@@ -60,7 +60,7 @@ def normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torc
             f"generator is on {generator.device} but out is on {out.device}: "
             "they must be on the same kind of device"
         )
-    if out.device.type != "cpu":
+    if not out.is_cpu:
         return out.normal_(generator=generator)
     if out.numel():
         _fill_cpu(out, generator)

@@ -146,6 +146,17 @@ def test_the_kernels_reject_bad_tensors_naming_them():
         kernels.ops().mean_and_variance(ok.double(), ok, ok)
     with pytest.raises(RuntimeError, match="eps must be a contiguous float32"):
         kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True, False)
+    hyper = [1.0, 0.1, 0.9, 0.999, 1e-8, 1.0, -1.0, 1.0]
+    with pytest.raises(RuntimeError, match="8 numbers per tensor"):
+        kernels.ops().adam_steps_([ok], [ok], [ok], [ok], hyper[:7])
+    with pytest.raises(RuntimeError, match="same length"):
+        kernels.ops().adam_steps_([ok], [ok, ok], [ok], [ok], hyper)
+    with pytest.raises(RuntimeError, match="step must be >= 1"):
+        kernels.ops().adam_steps_([ok], [ok], [ok], [ok], [0.0, *hyper[1:]])
+    with pytest.raises(RuntimeError, match="exp_avg_sq has shape"):
+        kernels.ops().gbp_adam_(ok, ok, ok, ok, ok, [ok] * 3, [ok, ok, torch.ones(4, 3)], hyper * 3)
+    with pytest.raises(RuntimeError, match="24 numbers"):
+        kernels.ops().gbp_adam_(ok, ok, ok, ok, ok, [ok] * 3, [ok] * 3, hyper * 2)
 
 
 FALLBACK = """

@@ -94,6 +94,18 @@ def test_categories_partition_and_are_exact():
         (torch.tensor([[-0.1]]), torch.tensor([[0.0]]), torch.tensor([[0.1]]), "pi must lie in"),
         (torch.tensor([[0.5]]), torch.tensor([[0.0]]), torch.tensor([[-0.1]]), "xi must be >= 0"),
         (torch.tensor([[0.5]]), torch.tensor([[float("nan")]]), torch.tensor([[0.1]]), "NaN"),
+        (
+            torch.tensor([[0.5, float("nan"), 0.2]]),  # a NaN among valid values
+            torch.zeros(1, 3),
+            torch.full((1, 3), 0.1),
+            "pi contains NaN or inf",
+        ),
+        (
+            torch.full((1, 3), 0.5),
+            torch.zeros(1, 3),
+            torch.tensor([[0.1, 0.1, -float("inf")]]),
+            "xi contains NaN or inf",
+        ),
         (torch.tensor([[0.5]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.1]]), "same shape"),
         (torch.tensor([[0.5]]), torch.tensor([[1]]), torch.tensor([[0.1]]), "float32 or float64"),
     ],

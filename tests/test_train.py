@@ -11,6 +11,8 @@ from mfbook.train import (
     PRESETS,
     TrainConfig,
     TrainingDiverged,
+    all_finite,
+    build_model,
     model_from_checkpoint,
     preset,
     resolve_device,
@@ -244,3 +246,15 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     ckpt_mod.save_checkpoint(path, **state)
     with pytest.raises(ValueError, match=r"does not match the architecture \(784, 16, 10\)"):
         model_from_checkpoint(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 3e38, None])
+def test_all_finite_sees_any_nan_or_inf(bad):
+    model = build_model(SMOKE, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():  # large finite values must not add up to inf
+            p[0, 0] = 3e38
+            p[0, 1] = -3e38
+        if bad is not None:
+            model.layers[1].xi[-1, -1] = bad
+    assert all_finite(model) == (bad is None or bad == 3e38)
