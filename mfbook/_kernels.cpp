@@ -16,6 +16,7 @@
 #include <cmath>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 using at::Tensor;
 
@@ -203,6 +204,44 @@ void normal_pairs_(Tensor out, int64_t fill, int64_t key) {
   });
 }
 
+// A noisy layer at inference (mfbook/gbp.py: noisy_layer): from the products G and D, in place,
+// G <- out = a G + eps sqrt(b D) (ReLU'd with `relu`) and D <- out * out, the next layer's h^2.
+// The eps are computed here, block by block, by the numba C function at `fill`
+// (mfbook._noise_kernels.fill_block_c) and never stored: element j takes the first number of pair
+// j, or for j >= half the second of pair j - half, half = ceil(n / 2), exactly as normal_pairs_
+// fills a draw of the same size.
+void noisy_out(int64_t n, float* __restrict__ G, float* __restrict__ D,
+               const float* __restrict__ eps, float a, float b, bool relu) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float zi = G[i] * a + eps[i] * std::sqrt(D[i] * b);
+    const float out = relu ? std::max(zi, 0.0f) : zi;
+    G[i] = out;
+    D[i] = out * out;
+  }
+}
+
+void noisy_output_(Tensor G, Tensor D, double a, double b, bool relu, int64_t fill, int64_t key) {
+  check(G, "G", G), check(D, "D", G);
+  using Block = void (*)(float*, uint64_t, int64_t, int64_t);
+  const auto fn = reinterpret_cast<Block>(fill);
+  const int64_t n = G.numel(), half = (n + 1) / 2;
+  float *g = G.data_ptr<float>(), *d = D.data_ptr<float>();
+  const float fa = static_cast<float>(a), fb = static_cast<float>(b);
+  constexpr int64_t BLOCK = 4096;  // pairs per block: 32 kB of numbers, in the core's cache
+  at::parallel_for(0, half, BLOCK, [&](int64_t b0, int64_t e0) {
+    std::vector<float> eps(2 * BLOCK);
+    for (int64_t lo = b0; lo < e0; lo += BLOCK) {
+      const int64_t hi = std::min(e0, lo + BLOCK), len = hi - lo;
+      fn(eps.data(), static_cast<uint64_t>(key), lo, hi);
+      noisy_out(len, g + lo, d + lo, eps.data(), fa, fb, relu);  // first numbers
+      const int64_t second = std::min(len, n - half - lo);  // the last pair's may be unused
+      if (second > 0) {
+        noisy_out(second, g + half + lo, d + half + lo, eps.data() + len, fa, fb, relu);
+      }
+    }
+  });
+}
+
 std::tuple<Tensor, Tensor> mean_and_variance(const Tensor& pi, const Tensor& m, const Tensor& xi) {
   check(m, "m", m), check(pi, "pi", m), check(xi, "xi", m);
   Tensor mu = at::empty_like(m), var = at::empty_like(m);
@@ -304,6 +343,9 @@ TORCH_LIBRARY(mfbook, lib) {
       "backward_signals(Tensor K, Tensor r, float a, float c, Tensor? out) -> (Tensor, Tensor)");
   lib.def("normal_pairs_(Tensor(a!) out, int fill, int key) -> ()");
   lib.def(
+      "noisy_output_(Tensor(a!) G, Tensor(b!) D, float a, float b, bool relu, int fill, int key)"
+      " -> ()");
+  lib.def(
       "adam_steps_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs,"
       " Tensor(c!)[] exp_avg_sqs, float[] hyper) -> ()");
   lib.def(
@@ -319,4 +361,5 @@ TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
   lib.impl("adam_steps_", adam_steps_);
   lib.impl("gbp_adam_", gbp_adam_);
   lib.impl("normal_pairs_", normal_pairs_);
+  lib.impl("noisy_output_", noisy_output_);
 }

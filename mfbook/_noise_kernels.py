@@ -149,3 +149,21 @@ def fill_range_c(ptr, half, key, lo, hi):
     """:func:`fill_range` as a C function, for mfbook.kernels to call from torch's threads
     (``fill_range_c.address``): the same numbers, the pairs split between the threads."""
     fill_range(numba.carray(ptr, (2 * half,)), half, key, lo, hi)
+
+
+@numba.cfunc(
+    types.void(types.CPointer(types.float32), types.uint64, types.int64, types.int64), cache=True
+)
+def fill_block_c(ptr, key, lo, hi):
+    """Pairs lo..hi-1 of the draw with ``key`` into a block of 2 (hi - lo) floats at ``ptr``: the
+    first numbers of the pairs, then the second ones. For kernels that use the numbers at once
+    instead of storing the whole draw (mfbook.kernels: noisy_output_); the same numbers as
+    :func:`fill_range`."""
+    n = hi - lo
+    block = numba.carray(ptr, (2 * n,))
+    first, second = block[:n], block[n:]
+    for c in range(0, n, CHUNK):
+        end = min(n, c + CHUNK)
+        u, a = first[c:end], second[c:end]
+        _uniforms(u, a, key + np.uint64(lo + c) * np.uint64(GOLDEN), end - c)
+        _box_muller(u, a, end - c)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from mfbook import _checks, kernels
+from mfbook import _checks, kernels, noise
 
 Params = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -108,6 +108,26 @@ def layer_forward(h, pi, m, xi, eps, keep: bool = False, relu: bool = False):
     G, Delta = torch.mm(h, mu.T), torch.mm(h2, var.T)
     z, r = preactivation_(G, Delta, eps, 1 / math.sqrt(n), 1 / n, keep, relu)
     return G, Delta, z, LayerCache(mu, var, h2, r) if keep else None
+
+
+def noisy_layer(h, pi, m, xi, generator=None, relu: bool = False, h2=None):
+    """Inference through one noisy layer, no autograd: (out, out * out), with out = z =
+    G + eps * Delta, or ReLU(z) with ``relu``; the square is the next layer's h^2.
+
+    eps is drawn from ``generator`` as :func:`mfbook.noise.standard_normal` (B, N_out) draws it,
+    so the numbers are those of :func:`layer_forward` with that eps. On the CPU, where
+    :mod:`mfbook.kernels` applies, one pass computes eps, out and its square in place of the two
+    products, and eps is never stored. ``h2``: h * h when the caller has it already.
+    """
+    n = h.shape[1]
+    mu, var = mean_and_variance(pi, m, xi)
+    G, D = torch.mm(h, mu.T), torch.mm(h * h if h2 is None else h2, var.T)
+    if kernels.applies(G, D) and (source := noise.block_source(generator)) is not None:
+        kernels.ops().noisy_output_(G, D, 1 / math.sqrt(n), 1 / n, relu, source[1], source[0])
+        return G, D
+    eps = noise.standard_normal(*G.shape, generator=generator, dtype=G.dtype, device=G.device)
+    out, _ = preactivation_(G, D, eps, 1 / math.sqrt(n), 1 / n, False, relu)
+    return out, out * out
 
 
 def noise_ratio(eps, Delta):

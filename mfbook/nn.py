@@ -115,6 +115,8 @@ class MeanFieldLinear(nn.Module):
         if mode == "mean":
             G = gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
             return torch.relu(G) if relu else G
+        if eps is None and not torch.is_grad_enabled():  # inference: eps drawn and used at once
+            return gbp.noisy_layer(h, self.pi, self.m, self.xi, generator, relu)[0]
         if eps is None:
             eps = noise.standard_normal(
                 h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
@@ -191,6 +193,8 @@ class MeanFieldMLP(nn.Module):
 
     def logits(self, x, mode="mf", eps=None, generator=None):
         """The forward pass without input checks (no host synchronisation): for training loops."""
+        if mode == "mf" and eps is None and not torch.is_grad_enabled():
+            return _noisy_inference(x, self.layers, generator)
         h, last = x, len(self.layers) - 1
         for l, layer in enumerate(self.layers):  # ReLU between layers, done by the layer
             h = layer(h, mode, None if eps is None else eps[l], generator, relu=l < last)
@@ -204,7 +208,8 @@ class MeanFieldMLP(nn.Module):
         z_mean, z_mf = self.layers[0].mean_and_noisy(x, generator)
         for layer in self.layers[1:]:
             z_mean = layer(torch.relu(z_mean), "mean")
-            z_mf = layer(torch.relu(z_mf), "mf", generator=generator)
+        if len(self.layers) > 1:
+            z_mf = _noisy_inference(torch.relu(z_mf), self.layers[1:], generator)
         return z_mean, z_mf
 
     def bounds(self) -> list[tuple[torch.Tensor, float, float]]:
@@ -225,6 +230,15 @@ class MeanFieldMLP(nn.Module):
         """
         weights = [ss.sample(generator) for ss in self.spike_slabs()]
         return plain_sequential(weights)
+
+
+def _noisy_inference(h, layers, generator):
+    """The noisy forward pass through ``layers`` without autograd (:func:`mfbook.gbp.noisy_layer`):
+    each layer hands the square of its output to the next, and no eps is stored."""
+    h2, last = None, len(layers) - 1
+    for l, layer in enumerate(layers):
+        h, h2 = gbp.noisy_layer(h, layer.pi, layer.m, layer.xi, generator, l < last, h2)
+    return h
 
 
 def plain_sequential(weights: list[torch.Tensor]) -> nn.Sequential:

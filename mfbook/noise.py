@@ -70,3 +70,16 @@ def normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torc
 def standard_normal(*shape: int, generator=None, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """A new tensor of ``shape`` filled by :func:`normal_` (the eps of chapter 3)."""
     return normal_(torch.empty(shape, dtype=dtype, device=device), generator)
+
+
+def block_source(generator) -> tuple[int, int] | None:
+    """For a fused kernel that computes the eps of one CPU draw itself instead of reading them
+    (:func:`mfbook.gbp.noisy_layer`): (key, address of the C function
+    ``_noise_kernels.fill_block_c``), the key drawn from ``generator`` exactly as
+    :func:`standard_normal` draws it, so the numbers are the same. None (nothing drawn) for a
+    generator that is not on the CPU."""
+    if generator is not None and generator.device.type != "cpu":
+        return None
+    from mfbook import _noise_kernels
+
+    return _key(generator), _noise_kernels.fill_block_c.address

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import needs_kernels, random_eps, random_params, run_python
 
-from mfbook import gbp, kernels
+from mfbook import gbp, kernels, noise
 from mfbook.nn import MeanFieldMLP
 
 
@@ -122,6 +122,32 @@ def test_a_training_step_of_the_model_is_the_same_with_and_without_kernels(gen):
 
 
 @needs_kernels
+@pytest.mark.parametrize("shape", [(500, 784, 100), (7, 5, 3), (3, 5, 1), (1, 4, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_noisy_layer_computes_the_eps_of_the_separate_draw(gen, shape, relu):
+    """noisy_layer draws its eps inside the kernel: the numbers of standard_normal then
+    layer_forward, bit for bit (odd sizes too), and the generator advances the same."""
+    batch, n_in, n_out = shape
+    pi, m, xi = (
+        torch.rand(n_out, n_in, generator=gen),
+        torch.randn(n_out, n_in, generator=gen),
+        torch.rand(n_out, n_in, generator=gen),
+    )
+    h = torch.rand(batch, n_in, generator=gen)
+    fused, separate, plain = (torch.Generator().manual_seed(5) for _ in range(3))
+    out, out2 = gbp.noisy_layer(h, pi, m, xi, fused, relu)
+    eps = noise.standard_normal(batch, n_out, generator=separate)
+    z = gbp.layer_forward(h, pi, m, xi, eps, relu=relu)[2]
+    assert torch.equal(out, z) and torch.equal(out2, z * z)
+    with kernels.disabled():
+        out_t, out2_t = gbp.noisy_layer(h, pi, m, xi, plain, relu)
+    close(out_t, z)
+    close(out2_t, z * z)
+    for g in (fused, plain):
+        assert torch.equal(g.get_state(), separate.get_state())
+
+
+@needs_kernels
 def test_applies_only_to_contiguous_float32_cpu_tensors_outside_autograd():
     a = torch.ones(3, 4)
     assert kernels.applies(a, a)
@@ -146,6 +172,8 @@ def test_the_kernels_reject_bad_tensors_naming_them():
         kernels.ops().mean_and_variance(ok.double(), ok, ok)
     with pytest.raises(RuntimeError, match="eps must be a contiguous float32"):
         kernels.ops().preactivation_(ok, ok, torch.ones(4, 3).T, 1.0, 1.0, True, False)
+    with pytest.raises(RuntimeError, match="D has shape"):
+        kernels.ops().noisy_output_(ok, torch.ones(4, 3), 1.0, 1.0, False, 0, 0)
     hyper = [1.0, 0.1, 0.9, 0.999, 1e-8, 1.0, -1.0, 1.0]
     with pytest.raises(RuntimeError, match="8 numbers per tensor"):
         kernels.ops().adam_steps_([ok], [ok], [ok], [ok], hyper[:7])
@@ -161,7 +189,7 @@ def test_the_kernels_reject_bad_tensors_naming_them():
 
 FALLBACK = """
     import warnings, torch
-    from mfbook import gbp, kernels
+    from mfbook import gbp, kernels, noise
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pi, m, xi = torch.rand(3, 4), torch.randn(3, 4), torch.rand(3, 4)
