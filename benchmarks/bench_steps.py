@@ -17,7 +17,7 @@ import torch
 from common import Report, paired_medians
 
 from mfbook import kernels
-from mfbook.noise import standard_normal
+from mfbook.noise import normal_
 from mfbook.train import (
     TrainConfig,
     build_model,
@@ -42,9 +42,12 @@ def step_fn(method: str, sizes, batch: int, device):
 
 
 def noise_fn(sizes, batch: int, device):
-    """Draw the eps of one noisy forward pass: (batch, N_l) for every layer, as the model does."""
+    """Draw the eps of one noisy forward pass: (batch, N_l) for every layer, as the model does,
+    into buffers kept between calls: the cost of computing the numbers, not of fresh memory
+    (the noisy inference pass computes them block by block and never stores them)."""
     gen = torch.Generator(device=device).manual_seed(2)
-    return lambda: [standard_normal(batch, n, generator=gen, device=device) for n in sizes[1:]]
+    buffers = [torch.empty(batch, n, device=device) for n in sizes[1:]]
+    return lambda: [normal_(b, gen) for b in buffers]
 
 
 def matmul_fn(method: str, sizes, batch: int, device, backward: bool = True):

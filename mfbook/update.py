@@ -18,6 +18,7 @@ and read back. The numbers are the same as from the gradients followed by :func:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 
 import torch
@@ -54,8 +55,8 @@ class _Plan:
         return [float(state["step"]), lr, *group["betas"], group["eps"], decay, lo, hi]
 
     def run(self, op, params, groups, *tensors) -> None:
-        """Count the step and call the kernel ``op(*params, *tensors, exp_avgs, exp_avg_sqs,
-        hyper)``; ``params`` are a list for adam_steps_, spread for gbp_adam_."""
+        """Count a step for each of ``params`` (their states created if new), then call the
+        kernel ``op(*tensors, exp_avgs, exp_avg_sqs, hyper)`` with their states and numbers."""
         states = [self.state(p) for p in params]
         torch._foreach_add_([s["step"] for s in states], 1)
         hyper = []
@@ -88,7 +89,9 @@ def update_(opt: torch.optim.Adam, decayed: list[torch.Tensor], decay, bounds: B
     _Plan(opt, decayed, decay, bounds).run(kernels.ops().adam_steps_, params, groups, params, grads)
 
 
-_folding: _Plan | None = None  # the update of the folded() block now running, if any
+# the update of the folded() block running in this thread, if any (the autograd engine runs a
+# CPU backward pass on the thread that called it; on any other thread nothing is folded)
+_folding: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("folding", default=None)
 
 
 @contextlib.contextmanager
@@ -98,20 +101,18 @@ def folded(opt: torch.optim.Adam, decayed: list[torch.Tensor], decay, bounds: Bo
     with computing them (:func:`fold_`); it leaves their ``.grad`` None. Where that cannot be
     done (a GPU, no kernels, another optimiser) the layer returns its gradients as usual, so
     call :func:`update_` after the block for whatever still has a gradient."""
-    global _folding
-    previous = _folding
-    _folding = _Plan(opt, decayed, decay, bounds) if _plain_adam(opt) else None
+    token = _folding.set(_Plan(opt, decayed, decay, bounds) if _plain_adam(opt) else None)
     try:
         yield
     finally:
-        _folding = previous
+        _folding.reset(token)
 
 
 def fold_(pi, m, xi, d_mu, d_var) -> bool:
     """Inside :func:`folded`: update ``pi, m, xi`` from dC/dmu and dC/dVar in one pass and
     return True; return False (nothing done) outside it, or where the kernels do not apply, or
     for parameters the optimiser does not hold or that already have a gradient."""
-    plan = _folding
+    plan = _folding.get()
     if plan is None:
         return False
     params = (pi, m, xi)
