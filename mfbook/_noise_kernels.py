@@ -123,16 +123,23 @@ def _box_muller(u, a, n):
 
 
 @numba.njit(cache=True, nogil=True)
+def _fill(first, second, key, lo):
+    """Pairs lo, lo + 1, ... of the draw with ``key``: their first numbers into ``first``, their
+    second ones into ``second`` (float32 arrays of one length), in chunks of CHUNK pairs."""
+    n = first.size
+    for c in range(0, n, CHUNK):
+        end = min(n, c + CHUNK)
+        u, a = first[c:end], second[c:end]
+        _uniforms(u, a, key + np.uint64(lo + c) * np.uint64(GOLDEN), end - c)
+        _box_muller(u, a, end - c)
+
+
+@numba.njit(cache=True, nogil=True)
 def fill_range(out, half, key, lo, hi):
     """Pairs lo..hi-1 of a draw of ``half`` pairs into the float32 array ``out`` (length
     2 half): out[i] = r_i cos theta_i and out[half + i] = r_i sin theta_i, from the key (a
     uint64). Pair i depends on (key, i) only, so any split into ranges gives the same numbers."""
-    first, second = out[:half], out[half : 2 * half]
-    for c in range(lo, hi, CHUNK):
-        end = min(hi, c + CHUNK)
-        u, a = first[c:end], second[c:end]
-        _uniforms(u, a, key + np.uint64(c) * np.uint64(GOLDEN), end - c)
-        _box_muller(u, a, end - c)
+    _fill(out[lo:hi], out[half + lo : half + hi], key, lo)
 
 
 def fill_pairs(out, key):
@@ -161,9 +168,4 @@ def fill_block_c(ptr, key, lo, hi):
     :func:`fill_range`."""
     n = hi - lo
     block = numba.carray(ptr, (2 * n,))
-    first, second = block[:n], block[n:]
-    for c in range(0, n, CHUNK):
-        end = min(n, c + CHUNK)
-        u, a = first[c:end], second[c:end]
-        _uniforms(u, a, key + np.uint64(lo + c) * np.uint64(GOLDEN), end - c)
-        _box_muller(u, a, end - c)
+    _fill(block[:n], block[n:], key, lo)

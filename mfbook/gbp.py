@@ -102,12 +102,24 @@ def layer_forward(h, pi, m, xi, eps, keep: bool = False, relu: bool = False):
     layer's input). ``cache`` is the :class:`LayerCache` that gBP needs with ``keep``, else None
     (inference keeps nothing). No input checks: callers validate.
     """
-    n = h.shape[1]
-    mu, var = mean_and_variance(pi, m, xi)
-    h2 = h * h
-    G, Delta = torch.mm(h, mu.T), torch.mm(h2, var.T)
-    z, r = preactivation_(G, Delta, eps, 1 / math.sqrt(n), 1 / n, keep, relu)
+    mu, var, h2, G, Delta = _products(h, pi, m, xi)
+    z, r = preactivation_(G, Delta, eps, *_scales(h), keep, relu)
     return G, Delta, z, LayerCache(mu, var, h2, r) if keep else None
+
+
+def _products(h, pi, m, xi, h2=None):
+    """(mu, var, h^2, h mu^T, h^2 var^T): the weight moments and the two matrix products of
+    one layer, unscaled (the pass that follows applies :func:`_scales`)."""
+    mu, var = mean_and_variance(pi, m, xi)
+    h2 = h * h if h2 is None else h2
+    return mu, var, h2, torch.mm(h, mu.T), torch.mm(h2, var.T)
+
+
+def _scales(h) -> tuple[float, float]:
+    """(1 / sqrt(N), 1 / N) for the input h of N units: G = h mu^T / sqrt(N), Delta^2 =
+    h^2 var^T / N."""
+    n = h.shape[1]
+    return 1 / math.sqrt(n), 1 / n
 
 
 def noisy_layer(h, pi, m, xi, generator=None, relu: bool = False, h2=None):
@@ -119,14 +131,13 @@ def noisy_layer(h, pi, m, xi, generator=None, relu: bool = False, h2=None):
     :mod:`mfbook.kernels` applies, one pass computes eps, out and its square in place of the two
     products, and eps is never stored. ``h2``: h * h when the caller has it already.
     """
-    n = h.shape[1]
-    mu, var = mean_and_variance(pi, m, xi)
-    G, D = torch.mm(h, mu.T), torch.mm(h * h if h2 is None else h2, var.T)
+    G, D = _products(h, pi, m, xi, h2)[3:]
     if kernels.applies(G, D) and (source := noise.block_source(generator)) is not None:
-        kernels.ops().noisy_output_(G, D, 1 / math.sqrt(n), 1 / n, relu, source[1], source[0])
+        key, fill = source
+        kernels.ops().noisy_output_(G, D, *_scales(h), relu, fill, key)
         return G, D
     eps = noise.standard_normal(*G.shape, generator=generator, dtype=G.dtype, device=G.device)
-    out, _ = preactivation_(G, D, eps, 1 / math.sqrt(n), 1 / n, False, relu)
+    out, _ = preactivation_(G, D, eps, *_scales(h), False, relu)
     return out, out * out
 
 

@@ -5,11 +5,12 @@ and activations as in its extra matrix products: torch runs each expression of
 :mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
 pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
 ratio and a hidden layer's ReLU, the two backward signals with the ReLU's backward; also the
-parameter update of :mod:`mfbook.update`, alone or together with the weight gradients), on
-torch's own thread pool, which also runs the noise generator of :mod:`mfbook.noise` split
-between its threads. The callers use a kernel when :func:`applies` says so (float32, contiguous, CPU
-tensors, no autograd graph being recorded) and their own torch expressions otherwise: on a GPU,
-in float64, and wherever no kernels could be built. The tests check that both agree to float32
+parameter update of :mod:`mfbook.update`, alone or together with the weight gradients; and
+the noisy inference pass, which computes its own eps), on torch's own thread pool, which also
+runs the noise generator of :mod:`mfbook.noise` split between its threads. The callers use a
+kernel when :func:`applies` says so (float32, contiguous, CPU tensors, no autograd graph being
+recorded) and their own torch expressions otherwise: on a GPU, in float64, and wherever no
+kernels could be built. The tests check that both agree to float32
 rounding (the noise: exactly).
 
 The kernels are compiled with the system's C++ compiler (``$CXX``, else ``c++``) against the

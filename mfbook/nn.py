@@ -129,11 +129,9 @@ class MeanFieldLinear(nn.Module):
         """(tensor, lo, hi) of the projection: pi in [0, 1], xi >= 0 (m is unbounded)."""
         return [(self.pi, *PI_BOUNDS), (self.xi, *XI_BOUNDS)]
 
-    @torch.no_grad()
     def project_(self) -> None:
         """Projection after an optimiser step: pi <- clip(pi, 0, 1), xi <- max(xi, 0)."""
-        for t, lo, hi in self.bounds():
-            t.clamp_(lo, hi)
+        update.project_(self.bounds())
 
 
 def _check_sizes(sizes) -> list[int]:

@@ -80,9 +80,7 @@ def update_(opt: torch.optim.Adam, decayed: list[torch.Tensor], decay, bounds: B
         decayed = [t for t in decayed if t.grad is not None]
         if decayed:
             torch._foreach_mul_(decayed, decay)
-        for t, lo, hi in bounds:
-            if t.grad is not None:
-                t.clamp_(lo, hi)
+        project_([b for b in bounds if b[0].grad is not None])
         return
     params, groups = [p for p, _ in entries], [g for _, g in entries]
     grads = [p.grad for p in params]
@@ -91,6 +89,13 @@ def update_(opt: torch.optim.Adam, decayed: list[torch.Tensor], decay, bounds: B
 
 # the update of the folded() block running in this thread, if any (the autograd engine runs a
 # CPU backward pass on the thread that called it; on any other thread nothing is folded)
+@torch.no_grad()
+def project_(bounds: Bounds) -> None:
+    """The projection: clamp each tensor of ``bounds`` to its [lo, hi], in place."""
+    for t, lo, hi in bounds:
+        t.clamp_(lo, hi)
+
+
 _folding: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("folding", default=None)
 
 

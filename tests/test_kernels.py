@@ -128,11 +128,7 @@ def test_the_noisy_layer_computes_the_eps_of_the_separate_draw(gen, shape, relu)
     """noisy_layer draws its eps inside the kernel: the numbers of standard_normal then
     layer_forward, bit for bit (odd sizes too), and the generator advances the same."""
     batch, n_in, n_out = shape
-    pi, m, xi = (
-        torch.rand(n_out, n_in, generator=gen),
-        torch.randn(n_out, n_in, generator=gen),
-        torch.rand(n_out, n_in, generator=gen),
-    )
+    pi, m, xi = random_params([n_in, n_out], gen, dtype=torch.float32)[0]
     h = torch.rand(batch, n_in, generator=gen)
     fused, separate, plain = (torch.Generator().manual_seed(5) for _ in range(3))
     out, out2 = gbp.noisy_layer(h, pi, m, xi, fused, relu)
