@@ -15,6 +15,10 @@ chapter 3, equations eq-ch3-dzdh to eq-ch3-grads)::
 summed over the batch (K already carries the 1/B). The "variance path" terms (those with S) are
 set to 0 where Delta = 0. Organised as matrix products: two forward (mean and variance paths)
 and four backward per layer.
+
+This module is the reference: plain torch expressions that read like the equations. The model
+of :mod:`mfbook.nn` runs it, or, on the CPU, the fused kernels of :mod:`mfbook.fast.layer`,
+which compute the same formulas in fewer passes over memory and are tested against these.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import NamedTuple
 
 import torch
 
-from mfbook import _checks, kernels, noise
+from mfbook import _checks
+from mfbook.moments import mean_preactivation, preactivation_std
+from mfbook.spike_slab import mean_weight, weight_variance
 
 Params = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -39,12 +45,8 @@ class Forward(NamedTuple):
     probs: torch.Tensor  # softmax(z[-1])
 
 
-# --- one layer: the package's single implementation, also used by mfbook.nn -------------------
-# The four elementwise steps below (mean_and_variance, preactivation_, backward_signals,
-# weight_grads_) are written as torch expressions; on the CPU each runs as ONE fused pass of
-# mfbook/_kernels.cpp when mfbook.kernels applies (same formulas; the tests compare the two).
 class LayerCache(NamedTuple):
-    """What the forward pass of one layer keeps for gBP (chapter 3), each computed once."""
+    """What the forward pass of one layer keeps for its backward pass (chapter 3)."""
 
     mu: torch.Tensor  # (1 - pi) m, the mean weight
     var: torch.Tensor  # (1 - pi)(xi + pi m^2), the weight variance rho - mu^2
@@ -52,129 +54,65 @@ class LayerCache(NamedTuple):
     r: torch.Tensor  # eps / Delta, 0 where Delta = 0
 
 
-def mean_weight(pi, m):
-    """mu = (1 - pi) m (chapter 1), as m - pi m: the same arithmetic as :func:`mean_and_variance`
-    and its fused kernel, so the mean network's numbers are the same whichever computed mu."""
-    return torch.sub(m, pi * m)
-
-
-def mean_and_variance(pi, m, xi):
-    """mu = (1 - pi) m and Var[w] = rho - mu^2 = (1 - pi)(xi + pi m^2) (chapter 1)."""
-    if kernels.applies(pi, m, xi):
-        return kernels.ops().mean_and_variance(pi, m, xi)
-    pi_m = pi * m
-    s = torch.addcmul(xi, pi_m, m)
-    return torch.sub(m, pi_m), torch.addcmul(s, pi, s, value=-1)
-
-
-def mean_preactivation(h, mu):
-    """G = h mu^T / sqrt(N) (chapter 2): the mean network's pre-activation; no input checks."""
-    return torch.mm(h, mu.T).mul_(1 / math.sqrt(h.shape[1]))
-
-
-def layer_moments(h, mu, var, h2=None):
-    """G = h mu^T / sqrt(N) and Delta = sqrt(h^2 var^T / N) (chapter 2); no input checks."""
-    n = h.shape[1]
-    h2 = h * h if h2 is None else h2
-    G = mean_preactivation(h, mu)
-    Delta = torch.mm(h2, var.T).mul_(1 / n).sqrt_()
-    return G, Delta
-
-
-def preactivation_(G, D, eps, a: float, b: float, ratio: bool, relu: bool = False):
-    """In place G <- a G and D <- Delta = sqrt(b D); returns (z = G + eps Delta, r) with r the
-    noise ratio eps / Delta (:func:`noise_ratio`) when ``ratio``, else None (chapters 2-3).
-    With ``relu``, ReLU(z) in place of z (a hidden layer's output h)."""
-    if kernels.applies(G, D, eps):
-        z, r = kernels.ops().preactivation_(G, D, eps, a, b, ratio, relu)
-        return z, r if ratio else None
-    Delta = D.mul_(b).sqrt_()
-    z = torch.addcmul(G.mul_(a), eps, Delta)
-    if relu:
-        z.clamp_min_(0.0)
-    return z, noise_ratio(eps, Delta) if ratio else None
+# --- one layer -----------------------------------------------------------------------------
+def noise_ratio(eps, Delta):
+    """r = eps / Delta, set to 0 where Delta = 0: there the variance path is switched off."""
+    return torch.div(eps, Delta).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def layer_forward(h, pi, m, xi, eps, keep: bool = False, relu: bool = False):
-    """One noisy mean-field layer (chapters 2-3): (G, Delta, z = G + eps * Delta, cache).
+    """One noisy mean-field layer (chapters 2-3, eq-ch3-forward): (G, Delta, z, cache).
 
-    G is the mean network's pre-activation, z a new tensor (with ``relu``: ReLU(z), the next
-    layer's input). ``cache`` is the :class:`LayerCache` that gBP needs with ``keep``, else None
-    (inference keeps nothing). No input checks: callers validate.
+    z = G + eps * Delta, or with ``relu`` ReLU(z), the next layer's input. ``cache`` is the
+    :class:`LayerCache` that the backward pass needs with ``keep``, else None. No input checks:
+    callers validate.
     """
-    mu, var, h2, G, Delta = _products(h, pi, m, xi)
-    z, r = preactivation_(G, Delta, eps, *_scales(h), keep, relu)
-    return G, Delta, z, LayerCache(mu, var, h2, r) if keep else None
+    mu, var = mean_weight(pi, m), weight_variance(pi, m, xi)
+    h2 = h * h
+    G, Delta = mean_preactivation(h, mu), preactivation_std(h, var, h2)
+    z = G + eps * Delta
+    out = torch.relu(z) if relu else z
+    return G, Delta, out, LayerCache(mu, var, h2, noise_ratio(eps, Delta)) if keep else None
 
 
-def _products(h, pi, m, xi, h2=None):
-    """(mu, var, h^2, h mu^T, h^2 var^T): the weight moments and the two matrix products of
-    one layer, unscaled (the pass that follows applies :func:`_scales`)."""
-    mu, var = mean_and_variance(pi, m, xi)
-    h2 = h * h if h2 is None else h2
-    return mu, var, h2, torch.mm(h, mu.T), torch.mm(h2, var.T)
+def mean_layer(h, pi, m, xi):
+    """The mean network's pre-activation G = h mu^T / sqrt(N) of one layer (chapter 2); xi is
+    not used (it is part of the signature that :mod:`mfbook.fast.layer` shares)."""
+    return mean_preactivation(h, mean_weight(pi, m))
 
 
-def _scales(h) -> tuple[float, float]:
-    """(1 / sqrt(N), 1 / N) for the input h of N units: G = h mu^T / sqrt(N), Delta^2 =
-    h^2 var^T / N."""
-    n = h.shape[1]
-    return 1 / math.sqrt(n), 1 / n
-
-
-def noisy_layer(h, pi, m, xi, generator=None, relu: bool = False, h2=None):
-    """Inference through one noisy layer, no autograd: (out, out * out), with out = z =
-    G + eps * Delta, or ReLU(z) with ``relu``; the square is the next layer's h^2.
-
-    eps is drawn from ``generator`` as :func:`mfbook.noise.standard_normal` (B, N_out) draws it,
-    so the numbers are those of :func:`layer_forward` with that eps. On the CPU, where
-    :mod:`mfbook.kernels` applies, one pass computes eps, out and its square in place of the two
-    products, and eps is never stored. ``h2``: h * h when the caller has it already.
-    """
-    G, D = _products(h, pi, m, xi, h2)[3:]
-    if kernels.applies(G, D) and (source := noise.block_source(generator)) is not None:
-        key, fill = source
-        kernels.ops().noisy_output_(G, D, *_scales(h), relu, fill, key)
-        return G, D
-    eps = noise.standard_normal(*G.shape, generator=generator, dtype=G.dtype, device=G.device)
-    out, _ = preactivation_(G, D, eps, *_scales(h), False, relu)
-    return out, out * out
-
-
-def noise_ratio(eps, Delta):
-    """r = eps / Delta, set to 0 where Delta = 0: there the variance path is switched off."""
-    return torch.div(eps, Delta).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def backward_signals(K, r, a: float, c: float, out=None):
-    """(a K, c K r): the error signal K = dC/dz scaled, and dC/d(Delta^2) = K r / 2 scaled.
-
-    With ``out``, the layer's ReLU output, K arrives as dC/dh and goes through the ReLU first:
-    K = dC/dh where out > 0, else 0."""
-    if kernels.applies(K, r, *(() if out is None else (out,))):
-        return kernels.ops().backward_signals(K, r, a, c, out)
-    if out is not None:
-        K = torch.where(out > 0, K, 0.0)
-    return K * a, torch.mul(K, r).mul_(c)
-
-
-def weight_grads_(d_mu, d_var, pi, m, xi):
-    """(d_pi, d_m, d_xi) from dC/dmu and dC/dVar (chapter 3, eq-ch3-grads); d_m is written over
-    ``d_mu`` and d_xi over ``d_var``. With s = xi + pi m^2::
+def weight_grads(d_mu, d_var, pi, m, xi):
+    """(d_pi, d_m, d_xi) from dC/dmu and dC/dVar by the chain rule through mu = (1 - pi) m and
+    Var = (1 - pi)(xi + pi m^2) (chapter 3, eq-ch3-grads)::
 
         d_m  = (1 - pi)(d_mu + 2 pi m d_var)
         d_xi = (1 - pi) d_var
-        d_pi = -m d_mu + ((1 - 2 pi) m^2 - xi) d_var,  where (1 - 2 pi) m^2 - xi = mu m - s
+        d_pi = -m d_mu + ((1 - 2 pi) m^2 - xi) d_var
     """
-    if kernels.applies(d_mu, d_var, pi, m, xi):
-        return kernels.ops().weight_grads_(d_mu, d_var, pi, m, xi)
-    pi_m = pi * m
-    s = torch.addcmul(xi, pi_m, m)
-    d_pi = torch.sub(m, pi_m).mul_(m).sub_(s).mul_(d_var).addcmul_(m, d_mu, value=-1)
-    d_m = d_mu.addcmul_(pi_m, d_var, value=2)
-    d_m.addcmul_(pi, d_m, value=-1)
-    d_xi = d_var.addcmul_(pi, d_var, value=-1)
+    d_m = (1 - pi) * (d_mu + 2 * pi * m * d_var)
+    d_xi = (1 - pi) * d_var
+    d_pi = -m * d_mu + ((1 - 2 * pi) * m**2 - xi) * d_var
     return d_pi, d_m, d_xi
+
+
+def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True, out=None):
+    """gBP through one layer from its forward :class:`LayerCache`: (dC/dh or None, d_pi, d_m,
+    d_xi), given K = dC/dz (chapter 3, eq-ch3-dvar and eq-ch3-grads).
+
+    With ``out``, the layer's ReLU output, K arrives as dC/dh and first goes through the ReLU:
+    K = dC/dh where out > 0, else 0. The mean path gives dC/dmu = K^T h / sqrt(N); the variance
+    path, through dC/d(Delta^2) = K r / 2 with r = eps / Delta, gives dC/dVar = Q^T h^2 / N.
+    """
+    n = h.shape[1]
+    mu, var, h2, r = cache
+    if out is not None:
+        K = torch.where(out > 0, K, 0.0)
+    Q = K * r / 2  # dC/d(Delta^2)
+    dh = None
+    if need_input_grad:  # dC/dh_k = sum_i K_i mu_ik / sqrt(N) + 2 h_k sum_i Q_i var_ik / N
+        dh = (K @ mu) / math.sqrt(n) + 2 * h * (Q @ var) / n
+    d_mu, d_var = (K.T @ h) / math.sqrt(n), (Q.T @ h2) / n
+    return dh, *weight_grads(d_mu, d_var, pi, m, xi)
 
 
 def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
@@ -182,32 +120,9 @@ def layer_backward(K, h, pi, m, xi, eps, Delta, need_input_grad=True):
 
     Chapter 3, equations eq-ch3-dvar and eq-ch3-grads. No input checks: callers validate.
     """
-    cache = LayerCache(*mean_and_variance(pi, m, xi), h * h, noise_ratio(eps, Delta))
+    mu, var = mean_weight(pi, m), weight_variance(pi, m, xi)
+    cache = LayerCache(mu, var, h * h, noise_ratio(eps, Delta))
     return layer_backward_cached(K, h, pi, m, xi, cache, need_input_grad)
-
-
-def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True, out=None):
-    """:func:`layer_backward` from the forward pass's :class:`LayerCache` (used by mfbook.nn);
-    with ``out`` (the ReLU output of a ``relu`` forward), K is dC/dh of that output."""
-    dh, d_mu, d_var = backward_products(K, h, cache, need_input_grad, out)
-    return dh, *weight_grads_(d_mu, d_var, pi, m, xi)
-
-
-def backward_products(K, h, cache: LayerCache, need_input_grad=True, out=None):
-    """(dC/dh or None, dC/dmu, dC/dVar) of one layer: the four matrix products of gBP.
-
-    With r = eps / Delta, dC/d(Delta^2) = K r / 2. The 1/sqrt(N) and 1/(2N) factors go on the
-    (B, N_out) signals, not on the (N_out, N_in) matrices. :func:`weight_grads_` turns dC/dmu and
-    dC/dVar into the gradients of pi, m, xi.
-    """
-    n = h.shape[1]
-    mu, var, h2, r = cache
-    # K / sqrt(N) and dC/d(Delta^2) / N
-    K, Q = backward_signals(K, r, 1 / math.sqrt(n), 1 / (2 * n), out)
-    dh = None
-    if need_input_grad:
-        dh = torch.mm(K, mu).addcmul_(h, torch.mm(Q, var), value=2)  # + 2 h (Q var)
-    return dh, torch.mm(K.T, h), torch.mm(Q.T, h2)
 
 
 # --- the whole network ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 import torch
 
 from mfbook import _checks
-from mfbook.spike_slab import SpikeSlab
+from mfbook.spike_slab import SpikeSlab, mean_weight, weight_variance
 
 
 def _check_layer(h, pi, m, xi) -> SpikeSlab:
@@ -32,6 +32,21 @@ def _check_layer(h, pi, m, xi) -> SpikeSlab:
     return SpikeSlab(pi, m, xi)
 
 
+def mean_preactivation(h: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """G = h mu^T / sqrt(N_in) (chapter 2, eq-ch02-G), from the mean weights mu; no input checks.
+
+    The scale is applied as a product with 1 / sqrt(N_in), as the fused kernels of
+    :mod:`mfbook.fast` apply it, so the mean network computes the same numbers on every path."""
+    return (h @ mu.T) * (1 / math.sqrt(h.shape[1]))
+
+
+def preactivation_std(h: torch.Tensor, var: torch.Tensor, h2=None) -> torch.Tensor:
+    """Delta = sqrt(h^2 Var^T / N_in) (chapter 2, eq-ch02-Delta), from the weight variances;
+    ``h2``: h * h when the caller has it already. No input checks."""
+    h2 = h * h if h2 is None else h2
+    return ((h2 @ var.T) * (1 / h.shape[1])).sqrt()
+
+
 def preactivation_moments(
     h: torch.Tensor, pi: torch.Tensor, m: torch.Tensor, xi: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,11 +54,8 @@ def preactivation_moments(
 
     Book chapter 2. ``h`` is (B, N_in); ``pi``, ``m``, ``xi`` are (N_out, N_in).
     """
-    ss = _check_layer(h, pi, m, xi)
-    n_in = h.shape[1]
-    G = h @ ss.mean().T / math.sqrt(n_in)
-    Delta = ((h * h) @ ss.variance().T / n_in).sqrt()
-    return G, Delta
+    _check_layer(h, pi, m, xi)
+    return mean_preactivation(h, mean_weight(pi, m)), preactivation_std(h, weight_variance(pi, m, xi))
 
 
 def sample_preactivations(

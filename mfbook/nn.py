@@ -13,16 +13,34 @@ import math
 import torch
 from torch import nn
 
-from mfbook import _checks, _malloc, gbp, noise, update
+from mfbook import _checks, gbp
+from mfbook.fast import kernels, noise
+from mfbook.fast import layer as fast_layer
 from mfbook.spike_slab import SpikeSlab
 
 MODES = ("mf", "mean")
-#: Reference initialisation (PAPER.md section 4): m ~ Normal(0, 2/784) in every layer.
+#: The paper's initialisation (chapter 4): m ~ Normal(0, 2/784) in every layer.
 M_VAR = 2 / 784
 #: xi ~ Uniform[0, XI_MAX).
 XI_MAX = 0.01
-#: The projection after every optimiser step (PAPER.md section 4): pi in [0, 1], xi >= 0.
+#: The projection after every optimiser step (chapter 4): pi in [0, 1], xi >= 0.
 PI_BOUNDS, XI_BOUNDS = (0.0, 1.0), (0.0, math.inf)
+
+
+def _path(*tensors):
+    """The one point where a layer picks its implementation: the fused CPU kernels of
+    :mod:`mfbook.fast.layer` where they apply to ``tensors`` (float32, contiguous, on the CPU),
+    else the reference gBP of chapter 3 (:mod:`mfbook.gbp`). Both compute the same formulas,
+    equal to float32 rounding (tests/test_kernels.py); a seed fixes the numbers of either."""
+    return fast_layer if kernels.applies(*tensors) else gbp
+
+
+def _draw_eps(h, n_out, generator):
+    """Fresh noise eps ~ Normal(0, 1) of shape (B, n_out) (chapter 3), drawn from ``generator``
+    (on the CPU by the counter-based generator of :mod:`mfbook.fast.noise`)."""
+    return noise.standard_normal(
+        h.shape[0], n_out, generator=generator, dtype=h.dtype, device=h.device
+    )
 
 
 class _MeanFieldFunction(torch.autograd.Function):
@@ -31,8 +49,9 @@ class _MeanFieldFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, pi, m, xi, eps, relu):
-        _, _, z, cache = gbp.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
-        ctx.relu = relu
+        path = _path(h, pi, m, xi, eps)
+        _, _, z, cache = path.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
+        ctx.relu, ctx.path = relu, path
         ctx.save_for_backward(h, pi, m, xi, *cache, *((z,) if relu else ()))
         return z
 
@@ -40,17 +59,16 @@ class _MeanFieldFunction(torch.autograd.Function):
     def backward(ctx, K):
         h, pi, m, xi, *cache = ctx.saved_tensors
         out = cache.pop() if ctx.relu else None
-        cache = gbp.LayerCache(*cache)
-        dh, d_mu, d_var = gbp.backward_products(K, h, cache, ctx.needs_input_grad[0], out)
-        if all(ctx.needs_input_grad[1:4]) and update.fold_(pi, m, xi, d_mu, d_var):
-            return dh, None, None, None, None, None  # updated here (mfbook.update.folded)
-        return dh, *gbp.weight_grads_(d_mu, d_var, pi, m, xi), None, None
+        grads = ctx.path.layer_backward_cached(
+            K, h, pi, m, xi, gbp.LayerCache(*cache), ctx.needs_input_grad[0], out
+        )
+        return *grads, None, None
 
 
 class MeanFieldLinear(nn.Module):
     """One layer of spike-and-slab connections, shape (n_out, n_in), no bias (chapter 3).
 
-    Init (PAPER.md section 4): m ~ Normal(0, m_var), xi ~ Uniform[0, xi_max), pi = pi_init.
+    Init (chapter 4): m ~ Normal(0, m_var), xi ~ Uniform[0, xi_max), pi = pi_init.
     """
 
     def __init__(
@@ -65,7 +83,6 @@ class MeanFieldLinear(nn.Module):
         device=None,
     ):
         super().__init__()
-        _malloc.keep_freed_memory()  # a model is being built: this process trains or infers
         self.n_in = _checks.positive_int("n_in", n_in)
         self.n_out = _checks.positive_int("n_out", n_out)
         if not m_var >= 0 or not xi_max >= 0:
@@ -96,34 +113,42 @@ class MeanFieldLinear(nn.Module):
     @torch.no_grad()
     def mean_and_noisy(self, h, generator=None):
         """(G, G + eps * Delta): the mean network's and the noisy pre-activations of one input,
-        exactly as ``forward(h, "mean")`` and ``forward(h, "mf", generator=...)`` give them, with
-        the matrix product for G done once."""
-        eps = noise.standard_normal(
-            h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
-        )
-        G, _, z, _ = gbp.layer_forward(h, self.pi, self.m, self.xi, eps)
+        exactly as ``forward(h, "mean")`` and ``forward(h, "mf", eps)`` give them, with the
+        matrix product for G done once; eps is drawn from ``generator``."""
+        eps = _draw_eps(h, self.n_out, generator)
+        G, _, z, _ = _path(h, self.pi, eps).layer_forward(h, self.pi, self.m, self.xi, eps)
         return G, z
 
     def forward(self, h, mode="mf", eps=None, generator=None, relu=False):
         """Pre-activations z (B, n_out), or with ``relu`` the hidden units ReLU(z) (in the same
         pass). No input checks here: :class:`MeanFieldMLP` checks.
 
-        mode "mf": z = G + eps * Delta, eps ~ Normal(0, 1) drawn from ``generator`` by
-        :func:`mfbook.noise.normal_` unless given;
-        mode "mean": z = G, the deterministic mean network.
+        mode "mf": z = G + eps * Delta (chapter 3), eps ~ Normal(0, 1) drawn from ``generator``
+        unless given; with autograd on, ``backward`` runs gBP. mode "mean": z = G, the
+        deterministic mean network.
         """
+        pi, m, xi = self.pi, self.m, self.xi
         if mode == "mean":
-            G = gbp.mean_preactivation(h, gbp.mean_weight(self.pi, self.m))
+            G = _path(h, pi).mean_layer(h, pi, m, xi)
             return torch.relu(G) if relu else G
         if eps is None and not torch.is_grad_enabled():  # inference: eps drawn and used at once
-            return gbp.noisy_layer(h, self.pi, self.m, self.xi, generator, relu)[0]
+            return self.noisy(h, generator, relu)[0]
         if eps is None:
-            eps = noise.standard_normal(
-                h.shape[0], self.n_out, generator=generator, dtype=h.dtype, device=h.device
-            )
+            eps = _draw_eps(h, self.n_out, generator)
         if torch.is_grad_enabled():
-            return _MeanFieldFunction.apply(h, self.pi, self.m, self.xi, eps, relu)
-        return gbp.layer_forward(h, self.pi, self.m, self.xi, eps, relu=relu)[2]
+            return _MeanFieldFunction.apply(h, pi, m, xi, eps, relu)
+        return _path(h, pi, eps).layer_forward(h, pi, m, xi, eps, relu=relu)[2]
+
+    @torch.no_grad()
+    def noisy(self, h, generator=None, relu=False, h2=None):
+        """Inference through this layer, no autograd: (out, out * out or None), out = z or
+        ReLU(z) with fresh eps from ``generator``; the square (h^2 of the next layer) comes
+        free on the fused path, which also never stores eps."""
+        path = _path(h, self.pi)
+        if path is fast_layer:
+            return path.noisy_layer(h, self.pi, self.m, self.xi, generator, relu, h2)
+        eps = _draw_eps(h, self.n_out, generator)
+        return path.layer_forward(h, self.pi, self.m, self.xi, eps, relu=relu)[2], None
 
     def bounds(self) -> list[tuple[torch.Tensor, float, float]]:
         """(tensor, lo, hi) of the projection: pi in [0, 1], xi >= 0 (m is unbounded)."""
@@ -131,7 +156,9 @@ class MeanFieldLinear(nn.Module):
 
     def project_(self) -> None:
         """Projection after an optimiser step: pi <- clip(pi, 0, 1), xi <- max(xi, 0)."""
-        update.project_(self.bounds())
+        with torch.no_grad():
+            for t, lo, hi in self.bounds():
+                t.clamp_(lo, hi)
 
 
 def _check_sizes(sizes) -> list[int]:
@@ -231,11 +258,12 @@ class MeanFieldMLP(nn.Module):
 
 
 def _noisy_inference(h, layers, generator):
-    """The noisy forward pass through ``layers`` without autograd (:func:`mfbook.gbp.noisy_layer`):
-    each layer hands the square of its output to the next, and no eps is stored."""
+    """The noisy forward pass through ``layers`` without autograd (:meth:`MeanFieldLinear.noisy`):
+    each layer hands the square of its output to the next where it has it, and no eps is stored
+    on the fused path."""
     h2, last = None, len(layers) - 1
     for l, layer in enumerate(layers):
-        h, h2 = gbp.noisy_layer(h, layer.pi, layer.m, layer.xi, generator, l < last, h2)
+        h, h2 = layer.noisy(h, generator, l < last, h2)
     return h
 
 
@@ -261,7 +289,6 @@ class PlainMLP(nn.Module):
 
     def __init__(self, sizes, *, m_var: float = M_VAR, dtype=None, device=None):
         super().__init__()
-        _malloc.keep_freed_memory()
         self.sizes = _check_sizes(sizes)
         self.m_var = m_var
         self.weights = nn.ParameterList(

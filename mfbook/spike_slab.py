@@ -23,6 +23,22 @@ SPIKE_BOX_WIDTH = 2e-4
 XI_FLOOR = 1e-8
 
 
+def mean_weight(pi: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """mu = E[w] = (1 - pi) m, elementwise (chapter 1, eq-ch01-mu).
+
+    Computed as m - pi m, the arithmetic of the fused kernels too, so the mean network gives
+    the same numbers on every path."""
+    return m - pi * m
+
+
+def weight_variance(pi: torch.Tensor, m: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+    """Var[w] = rho - mu^2 = (1 - pi)(xi + pi m^2), elementwise (chapter 1, eq-ch01-var).
+
+    Written as a product of non-negative factors, so it is never negative; rho - mu^2 computed
+    as written could be, by rounding."""
+    return (1 - pi) * (xi + pi * m**2)
+
+
 class Categories(NamedTuple):
     """Boolean masks of the three kinds of connection (chapter 5); they partition the layer."""
 
@@ -51,16 +67,16 @@ class SpikeSlab:
 
     # --- moments (chapter 1) -----------------------------------------------------------
     def mean(self) -> torch.Tensor:
-        """mu = E[w] = (1 - pi) m."""
-        return (1 - self.pi) * self.m
+        """mu = E[w] = (1 - pi) m (:func:`mean_weight`)."""
+        return mean_weight(self.pi, self.m)
 
     def second_moment(self) -> torch.Tensor:
         """rho = E[w^2] = (1 - pi)(m^2 + xi)."""
         return (1 - self.pi) * (self.m**2 + self.xi)
 
     def variance(self) -> torch.Tensor:
-        """Var[w] = rho - mu^2 = (1 - pi) xi + pi (1 - pi) m^2 (written so it is never negative)."""
-        return (1 - self.pi) * (self.xi + self.pi * self.m**2)
+        """Var[w] = rho - mu^2 (:func:`weight_variance`)."""
+        return weight_variance(self.pi, self.m, self.xi)
 
     # --- sampling --------------------------------------------------------------------------
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,11 +1,14 @@
-"""mfbook.graphs: graphed epochs compute what the eager train_epoch computes."""
+"""The epoch runners: eager (mfbook.loop) and CUDA graphs (mfbook.fast.graphs), one interface;
+graphed epochs compute what the eager ones compute."""
 
 import pytest
 import torch
 
 from mfbook.data import load_mnist
-from mfbook.graphs import GraphedEpochs
-from mfbook.train import TrainingDiverged, _EagerEpochs, build_model, preset, train
+from mfbook.config import preset
+from mfbook.fast.graphs import GraphedEpochs
+from mfbook.loop import EagerEpochs, EpochRunner, TrainingDiverged, build_model
+from mfbook.train import train
 
 CONFIG = preset("smoke").replace(n_train=600, batch_size=100)
 
@@ -15,15 +18,20 @@ def data():
     return load_mnist("train", n=600)
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+RUNNERS = ["eager", pytest.param("graph", marks=CUDA)]
+
+
 def run(kind, method, data, device="cpu", epochs=3):
     config = CONFIG.replace(method=method)
     x, y = (t.to(device) for t in data)
     model = build_model(config, seed=0).to(device)
     order, noise = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
     if kind == "eager":
-        runner = _EagerEpochs(model, config, x, y, noise)
+        runner = EagerEpochs(model, config, x, y, noise)
     else:
-        runner = GraphedEpochs(model, config, x, y, noise, graph=kind == "graph")
+        runner = GraphedEpochs(model, config, x, y, noise)
+    assert isinstance(runner, EpochRunner)
     losses = []
     for epoch in range(epochs):
         runner.start_epoch(0.1 * 0.5**epoch, fresh=True)
@@ -31,30 +39,30 @@ def run(kind, method, data, device="cpu", epochs=3):
     return losses, [p.detach().cpu().clone() for p in model.parameters()], runner
 
 
-@pytest.mark.parametrize("method", ["gbp", "bp"])
-def test_buffered_step_equals_eager_train_epoch_bit_for_bit(method, data):
-    eager_losses, eager_params, _ = run("eager", method, data)
-    losses, params, _ = run("buffers", method, data)
-    assert losses == eager_losses
-    for p, q in zip(params, eager_params, strict=True):
-        assert torch.equal(p, q)
+def adam_state(runner):
+    return [v.clone() for s in runner.opt.state.values() for v in s.values()]
 
 
-def test_fresh_epoch_resets_adam_and_state_round_trips(data):
-    _, _, runner = run("buffers", "gbp", data, epochs=1)
-    saved = runner.optimizer_state()
-    assert any(bool(v.abs().sum() > 0) for v in saved)  # Adam has moved
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_fresh_epoch_resets_adam_and_state_round_trips(kind, data):
+    device = "cuda" if kind == "graph" else "cpu"
+    _, _, runner = run(kind, "gbp", data, device=device, epochs=1)
+    saved, before = runner.optimizer_state(), adam_state(runner)
+    assert any(bool(v.abs().sum() > 0) for v in before)  # Adam has moved
     runner.epoch(torch.Generator().manual_seed(5))
+    assert not all(torch.equal(a, b) for a, b in zip(adam_state(runner), before, strict=True))
     runner.load_optimizer_state(saved)
-    for v, s in zip(runner.optimizer_state(), saved, strict=True):
+    for v, s in zip(adam_state(runner), before, strict=True):
         assert torch.equal(v, s)
     runner.start_epoch(0.01, fresh=True)
-    assert all(bool((v == 0).all()) for v in runner.optimizer_state())
-    assert float(runner.lr) == pytest.approx(0.01)
+    assert all(bool((v == 0).all()) for v in adam_state(runner))
+    assert all(float(g["lr"]) == pytest.approx(0.01) for g in runner.opt.param_groups)
 
 
-def test_check_steps_names_the_first_bad_step(data):
-    _, _, runner = run("buffers", "gbp", data, epochs=1)
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_check_steps_names_the_first_bad_step(kind, data):
+    device = "cuda" if kind == "graph" else "cpu"
+    _, _, runner = run(kind, "gbp", data, device=device, epochs=1)
     with torch.no_grad():
         runner.model.layers[0].m.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="step 1 "):
@@ -66,12 +74,18 @@ def test_bad_requests_are_refused(data):
     config = CONFIG
     model = build_model(config, seed=0)
     noise = torch.Generator().manual_seed(0)
-    with pytest.raises(ValueError, match="graph=True needs the data on a CUDA device"):
-        GraphedEpochs(model, config, x, y, noise, graph=True)
-    with pytest.raises(ValueError, match="multiple of batch_size"):
-        GraphedEpochs(model, config, x[:550], y[:550], noise, graph=False)
+    with pytest.raises(ValueError, match="CUDA graphs need the data on a CUDA device"):
+        GraphedEpochs(model, config, x, y, noise)
     with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
         train(config, device="cpu", progress=False, cuda_graphs=True)
+
+
+@CUDA
+def test_graphs_need_whole_batches(data):
+    x, y = (t.cuda() for t in data)
+    model = build_model(CONFIG, seed=0).cuda()
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        GraphedEpochs(model, CONFIG, x[:550], y[:550], torch.Generator("cuda").manual_seed(0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -95,35 +109,38 @@ def test_train_uses_graphs_on_cuda_and_finds_divergence(data):
         train(config.replace(lr=1e30), device="cuda", progress=False)
 
 
-def test_failed_capture_restores_the_model_and_auto_mode_falls_back(data, monkeypatch):
-    from types import SimpleNamespace
-
-    import mfbook.graphs
-    from mfbook.train import _epochs
-
-    _, _, runner = run("buffers", "gbp", data, epochs=1)
+@CUDA
+def test_failed_capture_restores_the_model(data):
+    _, _, runner = run("graph", "gbp", data, device="cuda", epochs=1)
     before = [p.detach().clone() for p in runner.model.parameters()]
 
-    def broken(self):
+    def broken():
         with torch.no_grad():
-            self.model.layers[0].m.add_(1.0)  # a warm-up step happened
+            runner.model.layers[0].m.add_(1.0)  # a warm-up step happened
         raise RuntimeError("capture refused")
 
-    monkeypatch.setattr(GraphedEpochs, "_warm_up_and_capture", broken)
+    runner._warm_up_and_capture = broken
     with pytest.raises(RuntimeError, match="capture refused"):
         runner._capture()
     for p, q in zip(runner.model.parameters(), before, strict=True):
         assert torch.equal(p, q)
     assert all(bool((v == 0).all()) for v in runner.optimizer_state())
 
+
+def test_auto_mode_falls_back_to_eager_when_capture_fails(data, monkeypatch):
+    from types import SimpleNamespace
+
+    import mfbook.train
+    from mfbook.train import _epochs
+
     def refuse(*args, **kwargs):
         raise RuntimeError("no graphs here")
 
-    monkeypatch.setattr(mfbook.graphs, "GraphedEpochs", refuse)
+    monkeypatch.setattr(mfbook.train, "GraphedEpochs", refuse)
     on_gpu = SimpleNamespace(device=torch.device("cuda"), shape=(600, 784))
-    model, noise = runner.model, torch.Generator().manual_seed(0)
+    model, noise = build_model(CONFIG, seed=0), torch.Generator().manual_seed(0)
     with pytest.warns(UserWarning, match=r"capture failed \(no graphs here\); training eagerly"):
         fallback = _epochs(model, CONFIG, on_gpu, None, noise, cuda_graphs=None)
-    assert isinstance(fallback, _EagerEpochs)
+    assert isinstance(fallback, EagerEpochs)
     with pytest.raises(RuntimeError, match="no graphs here"):
         _epochs(model, CONFIG, on_gpu, None, noise, cuda_graphs=True)

@@ -1,5 +1,6 @@
-"""The fused CPU kernels (mfbook.kernels, mfbook/_kernels.cpp): the same numbers as gBP's torch
-expressions, used only where they apply, clear errors, and a working fallback without them."""
+"""The fused CPU path (mfbook.fast.kernels, fast/_kernels.cpp, fast.layer): the numbers of the
+reference gBP to float32 rounding, used only where they apply, clear errors, and a working
+fallback without them."""
 
 import os
 import subprocess
@@ -9,22 +10,21 @@ import pytest
 import torch
 from conftest import needs_kernels, random_eps, random_params, run_python
 
-from mfbook import gbp, kernels, noise
-from mfbook.nn import MeanFieldMLP
-
-
-def both(fn, *args):
-    """fn(*args) through the fused kernel and through the torch expressions, on fresh copies
-    (some steps work in place)."""
-    fused = fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
-    with kernels.disabled():
-        plain = fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
-    return fused, plain
+from mfbook import gbp
+from mfbook.fast import kernels, noise
+from mfbook.fast import layer as fast_layer
+from mfbook.nn import MeanFieldLinear, MeanFieldMLP
+from mfbook.spike_slab import mean_weight, weight_variance
 
 
 def close(a, b):
-    # a few float32 roundings apart: torch's addcmul may fuse its multiply-add, the kernels don't
+    # a few float32 roundings apart: the kernels compute mu as m - pi m, Var as s - pi s, and
+    # apply 1/sqrt(N) to the (B, N_out) signals rather than to the matrices
     torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-6)
+
+
+def copies(*args):
+    return [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
 
 
 @needs_kernels
@@ -36,63 +36,78 @@ def test_kernels_load_where_a_compiler_is():
 
 @needs_kernels
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (300, 257)])  # below and above one task
-def test_each_kernel_equals_its_torch_expression(gen, shape):
-    pi, m, xi = random_params([shape[1], shape[0]], gen, dtype=torch.float32)[0]
-    for fused, plain in zip(*both(gbp.mean_and_variance, pi, m, xi), strict=True):
-        close(fused, plain)
+def test_each_fused_step_equals_the_reference(gen, shape):
+    n_out, n_in = shape
+    pi, m, xi = random_params([n_in, n_out], gen, dtype=torch.float32)[0]
+    pi[0, 0] = 1.0  # an absent connection
+    mu, var = fast_layer.mean_and_variance(pi, m, xi)
+    close(mu, mean_weight(pi, m))
+    close(var, weight_variance(pi, m, xi))
     d_mu, d_var = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
-    for fused, plain in zip(*both(gbp.weight_grads_, d_mu, d_var, pi, m, xi), strict=True):
-        close(fused, plain)
+    for fused, ref in zip(
+        fast_layer.weight_grads_(*copies(d_mu, d_var), pi, m, xi),
+        gbp.weight_grads(d_mu, d_var, pi, m, xi),
+        strict=True,
+    ):
+        close(fused, ref)
 
-    G, eps, K = (torch.randn(shape, generator=gen) for _ in range(3))
-    D = torch.rand(shape, generator=gen)
-    D[0, 0] = 0.0  # Delta = 0: the variance path is off there, r = 0
-    for ratio in (True, False):
-        for relu in (False, True):
-            (zf, rf), (zp, rp) = both(gbp.preactivation_, G, D, eps, 0.3, 0.01, ratio, relu)
-            close(zf, zp)
-            assert not relu or bool((zf >= 0).all())
-            if ratio:
-                close(rf, rp)
-                assert rf[0, 0] == 0
-            else:
-                assert rf is None and rp is None
-    Gf, Df = G.clone(), D.clone()
-    gbp.preactivation_(Gf, Df, eps, 0.3, 0.01, False)  # in place: G scaled, D -> Delta
-    close(Gf, 0.3 * G)
-    close(Df, (0.01 * D).sqrt())
-    r = torch.randn(shape, generator=gen)
-    for fused, plain in zip(*both(gbp.backward_signals, K, r, 0.5, 0.25), strict=True):
-        close(fused, plain)
-    out = torch.relu(torch.randn(shape, generator=gen))  # a ReLU output: K passes where > 0
-    fused, plain = both(gbp.backward_signals, K, r, 0.5, 0.25, out)
-    for f, p in zip(fused, plain, strict=True):
-        close(f, p)
-        assert bool((f[out == 0] == 0).all())
-    close(fused[0], 0.5 * K * (out > 0))
+    h = torch.rand(64, n_in, generator=gen)
+    h[:, 0] = 0.0
+    eps, K = torch.randn(64, n_out, generator=gen), torch.randn(64, n_out, generator=gen)
+    for relu in (False, True):
+        fused = fast_layer.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
+        ref = gbp.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
+        for f, r in zip(fused[:3], ref[:3], strict=True):
+            close(f, r)
+        for f, r in zip(fused[3], ref[3], strict=True):  # the caches
+            close(f, r)
+        assert not relu or bool((fused[2] >= 0).all())
+        out = fused[2] if relu else None
+        for need in (True, False):
+            bf = fast_layer.layer_backward_cached(K, h, pi, m, xi, fused[3], need, out)
+            br = gbp.layer_backward_cached(K, h, pi, m, xi, ref[3], need, out)
+            assert (bf[0] is None) == (br[0] is None) == (not need)
+            for f, r in zip(bf, br, strict=True):
+                if r is not None:  # sums of N_in or B products: rounding relative to the largest
+                    torch.testing.assert_close(f, r, rtol=1e-5, atol=1e-5 * float(r.abs().max()))
+    close(fast_layer.mean_layer(h, pi, m, xi), gbp.mean_layer(h, pi, m, xi))
+
+
+@needs_kernels
+def test_the_noise_ratio_is_zero_where_delta_is():
+    h = torch.zeros(3, 4)
+    h[:, 0] = 1.0
+    pi, m, xi = torch.zeros(2, 4), torch.ones(2, 4), torch.zeros(2, 4)  # Var = 0: Delta = 0
+    r = fast_layer.layer_forward(h, pi, m, xi, torch.ones(3, 2), keep=True)[3].r
+    assert torch.equal(r, torch.zeros(3, 2))
 
 
 @needs_kernels
 def test_weight_grads_write_over_their_inputs(gen):
     pi, m, xi = random_params([5, 4], gen, dtype=torch.float32)[0]
     d_mu, d_var = torch.randn(4, 5, generator=gen), torch.randn(4, 5, generator=gen)
-    d_pi, d_m, d_xi = gbp.weight_grads_(d_mu, d_var, pi, m, xi)
+    d_pi, d_m, d_xi = fast_layer.weight_grads_(d_mu, d_var, pi, m, xi)
     assert d_m.data_ptr() == d_mu.data_ptr() and d_xi.data_ptr() == d_var.data_ptr()
     assert d_pi.data_ptr() not in (d_mu.data_ptr(), d_var.data_ptr())
 
 
 @needs_kernels
-def test_gbp_gradients_and_forward_are_the_same_with_and_without_kernels(gen):
+def test_the_model_on_the_fused_path_gives_the_reference_gradients(gen):
     sizes = [40, 30, 20, 10]
-    params = random_params(sizes, gen, dtype=torch.float32)
+    model = MeanFieldMLP(sizes)
+    model.reset_parameters(gen)
+    with torch.no_grad():
+        for lay in model.layers:
+            lay.pi.uniform_(0, 1, generator=gen)
     x = torch.rand(64, sizes[0], generator=gen)
     y = torch.randint(0, 10, (64,), generator=gen)
     eps = random_eps(64, sizes, gen, dtype=torch.float32)
-    fused = gbp.gradients(params, x, y, eps)
-    with kernels.disabled():
-        plain = gbp.gradients(params, x, y, eps)
-    for gf, gp in zip(fused, plain, strict=True):
-        for a, b in zip(gf, gp, strict=True):
+    torch.nn.functional.cross_entropy(model(x, eps=eps), y).backward()
+    params = [tuple(t.detach() for t in layer) for layer in model.params()]
+    ref = gbp.gradients(params, x, y, eps)
+    fused = [(lay.pi.grad, lay.m.grad, lay.xi.grad) for lay in model.layers]
+    for gf, gr in zip(fused, ref, strict=True):
+        for a, b in zip(gf, gr, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -131,14 +146,18 @@ def test_the_noisy_layer_computes_the_eps_of_the_separate_draw(gen, shape, relu)
     pi, m, xi = random_params([n_in, n_out], gen, dtype=torch.float32)[0]
     h = torch.rand(batch, n_in, generator=gen)
     fused, separate, plain = (torch.Generator().manual_seed(5) for _ in range(3))
-    out, out2 = gbp.noisy_layer(h, pi, m, xi, fused, relu)
+    out, out2 = fast_layer.noisy_layer(h, pi, m, xi, fused, relu)
     eps = noise.standard_normal(batch, n_out, generator=separate)
-    z = gbp.layer_forward(h, pi, m, xi, eps, relu=relu)[2]
+    z = fast_layer.layer_forward(h, pi, m, xi, eps, relu=relu)[2]
     assert torch.equal(out, z) and torch.equal(out2, z * z)
+    layer = MeanFieldLinear(n_in, n_out)
+    with torch.no_grad():
+        for p, v in zip((layer.pi, layer.m, layer.xi), (pi, m, xi), strict=True):
+            p.copy_(v)
     with kernels.disabled():
-        out_t, out2_t = gbp.noisy_layer(h, pi, m, xi, plain, relu)
-    close(out_t, z)
-    close(out2_t, z * z)
+        out_t, out2_t = layer.noisy(h, plain, relu)
+    close(out_t, gbp.layer_forward(h, pi, m, xi, eps, relu=relu)[2])
+    assert out2_t is None  # the reference path leaves the square to the next layer
     for g in (fused, plain):
         assert torch.equal(g.get_state(), separate.get_state())
 
@@ -177,21 +196,18 @@ def test_the_kernels_reject_bad_tensors_naming_them():
         kernels.ops().adam_steps_([ok], [ok, ok], [ok], [ok], hyper)
     with pytest.raises(RuntimeError, match="step must be >= 1"):
         kernels.ops().adam_steps_([ok], [ok], [ok], [ok], [0.0, *hyper[1:]])
-    with pytest.raises(RuntimeError, match="exp_avg_sq has shape"):
-        kernels.ops().gbp_adam_(ok, ok, ok, ok, ok, [ok] * 3, [ok, ok, torch.ones(4, 3)], hyper * 3)
-    with pytest.raises(RuntimeError, match="24 numbers"):
-        kernels.ops().gbp_adam_(ok, ok, ok, ok, ok, [ok] * 3, [ok] * 3, hyper * 2)
 
 
 FALLBACK = """
     import warnings, torch
-    from mfbook import gbp, kernels, noise
+    from mfbook.fast import kernels
+    from mfbook.nn import MeanFieldMLP
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pi, m, xi = torch.rand(3, 4), torch.randn(3, 4), torch.rand(3, 4)
-        mu, var = gbp.mean_and_variance(pi, m, xi)
-        torch.testing.assert_close(mu, (1 - pi) * m)
-        torch.testing.assert_close(var, (1 - pi) * (xi + pi * m * m))
+        model, x = MeanFieldMLP([4, 3]), torch.rand(2, 4)
+        pi, m = model.layers[0].pi.detach(), model.layers[0].m.detach()
+        with torch.no_grad():
+            torch.testing.assert_close(model(x, mode="mean"), x @ ((1 - pi) * m).T / 2)
     print(kernels.status())
     first = caught[0] if caught else None
     print(len(caught), first and first.category.__name__, first and first.message)
@@ -242,7 +258,7 @@ def test_the_library_is_keyed_by_its_source(tmp_path, monkeypatch):
 def test_tensors_they_cannot_serve_never_build_them(tmp_path):
     code = """
         import torch
-        from mfbook import kernels
+        from mfbook.fast import kernels
         print(kernels.applies(torch.ones(3, dtype=torch.float64)), kernels._loaded)
     """
     done = run_python(code, MFBOOK_KERNEL_CACHE=str(tmp_path))
@@ -253,7 +269,7 @@ def test_tensors_they_cannot_serve_never_build_them(tmp_path):
 
 def test_a_corrupted_cached_library_is_named_and_gbp_still_works(tmp_path):
     corrupt = """
-    from mfbook import kernels
+    from mfbook.fast import kernels
     path = kernels.library_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not a shared library")
@@ -269,9 +285,10 @@ def test_a_corrupted_cached_library_is_named_and_gbp_still_works(tmp_path):
 
 @needs_kernels
 def test_the_fused_relu_keeps_nan_so_divergence_is_seen():
-    G, D, eps = torch.tensor([[float("nan"), -1.0]]), torch.ones(1, 2), torch.zeros(1, 2)
-    (zf, _), (zp, _) = both(gbp.preactivation_, G, D, eps, 1.0, 1.0, False, True)
-    for z in (zf, zp):
+    h, eps = torch.ones(1, 2), torch.zeros(1, 2)
+    pi, m, xi = torch.zeros(2, 2), torch.tensor([[float("nan"), 0.0], [0.0, -1.0]]), torch.zeros(2, 2)
+    for path in (fast_layer, gbp):
+        z = path.layer_forward(h, pi, m, xi, eps, relu=True)[2]
         assert torch.isnan(z[0, 0]) and z[0, 1] == 0
 
 

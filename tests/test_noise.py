@@ -1,4 +1,4 @@
-"""The eps generator (mfbook.noise): exact Box-Muller of its bits, normal statistics, one key per
+"""The eps generator (mfbook.fast.noise): exact Box-Muller of its bits, normal statistics, one key per
 draw from the torch generator, every dtype and layout, clear errors."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import needs_kernels
 
-from mfbook import kernels, noise
+from mfbook.fast import kernels, noise
 
 GOLDEN = 0x9E3779B97F4A7C15
 

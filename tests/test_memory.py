@@ -1,5 +1,5 @@
-"""mfbook._malloc: after a model is built, a training step reuses the memory the last one freed
-instead of faulting fresh pages in."""
+"""mfbook.fast.memory: once an optimiser is built, a training step reuses the memory the last one
+freed instead of faulting fresh pages in."""
 
 import platform
 import sys
@@ -11,18 +11,19 @@ GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 FAULTS = """
     import resource, torch
-    from mfbook import _malloc
-    from mfbook.train import TrainConfig, build_model, make_optimizer, train_epoch
+    from mfbook.fast import memory
+    from mfbook.config import TrainConfig
+    from mfbook.loop import build_model, make_optimizer, train_epoch
 
-    config = TrainConfig(sizes=(784, 1000, 1000, 10), batch_size=200)
-    model = build_model(config, seed=0)  # building a model sets the thresholds
-    print(_malloc.keep_freed_memory())
-    opt = make_optimizer(model, config, lr=1e-3)
+    config = TrainConfig(sizes=(784, 1000, 1000, 10), batch_size=200, lr=1e-3)
+    model = build_model(config, seed=0)
+    opt = make_optimizer(model, config)  # the optimiser sets the thresholds: this process trains
+    print(memory.keep_freed_memory())
     x, y = torch.rand(200, 784), torch.randint(0, 10, (200,))
     order, noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
 
     def step():
-        train_epoch(model, x, y, opt, config, 1e-3, order, noise)
+        train_epoch(model, x, y, opt, config, order, noise)
 
     for _ in range(5):
         step()

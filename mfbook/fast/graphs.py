@@ -7,34 +7,32 @@ backward of :mod:`mfbook.nn`, Adam, the decoupled weight decay and the projectio
 CUDA graph and replays it; per step only the minibatch and the noise are written into fixed
 input buffers first.
 
-It computes what :func:`mfbook.train.train_epoch` computes, step for step: the same data order
-from ``order_gen``, and the noise eps drawn from ``noise_gen`` in the same order (layer by layer,
-step by step), so a graphed run follows the eager run on the same device (on an H100 they
-agreed bit for bit over three epochs of the paper preset). Without ``graph=True`` (the default
-on the CPU, where there are no graphs) the same buffers and step run eagerly: that is how the
-tests check it.
+It is an epoch runner (:class:`mfbook.loop.EpochRunner`) that computes what
+:func:`mfbook.loop.train_epoch` computes, step for step: the same data order from
+``order_gen``, and the noise eps drawn from ``noise_gen`` in the same order (layer by layer,
+step by step), so a graphed run follows the eager run on the same device (the GPU tests compare
+them bit for bit).
 """
 
 from __future__ import annotations
 
 import torch
 
-from mfbook import noise
-from mfbook.train import check_step, decayed_parameters, make_optimizer, training_step
+from mfbook.fast import noise
+from mfbook.loop import EpochRunner, check_step, make_optimizer, training_step
 
 
-class GraphedEpochs:
-    """Minibatch epochs over (x, y) for ``model`` under ``config``, optionally as a CUDA graph.
+class GraphedEpochs(EpochRunner):
+    """Minibatch epochs over (x, y) for ``model`` under ``config``, each step a CUDA graph.
 
-    ``graph``: capture the step as a CUDA graph (needs x on a CUDA device); the number of
-    training images must then be a multiple of the batch size (every step has the same shape).
+    x must be on a CUDA device, and the number of training images a multiple of the batch size
+    (every step has the same shape).
     """
 
-    def __init__(self, model, config, x, y, noise_gen, graph: bool | None = None):
+    def __init__(self, model, config, x, y, noise_gen):
         device = x.device
-        self.graphed = device.type == "cuda" if graph is None else bool(graph)
-        if self.graphed and device.type != "cuda":
-            raise ValueError(f"graph=True needs the data on a CUDA device, got {device}")
+        if device.type != "cuda":
+            raise ValueError(f"CUDA graphs need the data on a CUDA device, got {device}")
         B = config.batch_size
         if x.shape[0] % B:
             raise ValueError(
@@ -42,25 +40,21 @@ class GraphedEpochs:
                 f"multiple of batch_size ({B}); use the eager train_epoch otherwise"
             )
         self.model, self.config, self.x, self.y = model, config, x, y
-        self.noise_gen, self.decayed = noise_gen, decayed_parameters(model, config)
+        self.noise_gen = noise_gen
         self.lr = torch.tensor(config.lr, dtype=torch.float32, device=device)
-        self.decay = torch.ones((), dtype=torch.float32, device=device)
-        self.opt = make_optimizer(model, config, self.lr, capturable=self.graphed)
+        self.opt = make_optimizer(model, config, self.lr, capturable=True)
         self.xb = torch.empty(B, x.shape[1], dtype=x.dtype, device=device)
         self.yb = torch.empty(B, dtype=y.dtype, device=device)
         widths = config.sizes[1:] if config.method == "gbp" else ()
         self.eps = [torch.empty(B, n, dtype=x.dtype, device=device) for n in widths]
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.loss = torch.zeros((), dtype=torch.float32, device=device)
-        self.graph = self._capture() if self.graphed else None
+        self.graph = self._capture()
 
     # --- the step ------------------------------------------------------------------------
     def _step(self) -> None:
-        """mfbook.train.training_step on the buffers, the loss kept in buffers too."""
-        m, c = self.model, self.config
-        loss = training_step(
-            m, self.xb, self.yb, self.opt, c.method, self.decayed, self.decay, self.eps or None
-        )
+        """mfbook.loop.training_step on the buffers, the loss kept in buffers too."""
+        loss = training_step(self.model, self.xb, self.yb, self.opt, self.eps or None)
         self.loss.copy_(loss)
         self.loss_sum.add_(loss * self.xb.shape[0])
 
@@ -87,11 +81,9 @@ class GraphedEpochs:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                self.opt.zero_grad(set_to_none=True)
                 self._step()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        self.opt.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             self._step()
         return graph
@@ -116,16 +108,15 @@ class GraphedEpochs:
             v.copy_(s)
 
     def start_epoch(self, lr: float, fresh: bool) -> None:
-        """Set the learning rate (and the decay factor); ``fresh``: reset Adam's state."""
+        """Set the learning rate; ``fresh``: reset Adam's state."""
         self.lr.fill_(lr)
-        self.decay.fill_(1 - lr * self.config.weight_decay)
         if fresh:
             self.reset_optimizer()
 
     def epoch(self, order_gen, check_steps: bool = False) -> torch.Tensor:
         """One epoch; the mean training loss as a 0-d tensor. ``check_steps``: check the loss and
         the parameters after every step (one synchronisation each) and raise
-        :class:`~mfbook.train.TrainingDiverged` naming the first bad step."""
+        :class:`~mfbook.loop.TrainingDiverged` naming the first bad step."""
         n, B = self.x.shape[0], self.config.batch_size
         perm = torch.randperm(n, generator=order_gen).to(self.x.device)
         self.loss_sum.zero_()
@@ -135,11 +126,7 @@ class GraphedEpochs:
             torch.index_select(self.y, 0, idx, out=self.yb)
             for e in self.eps:  # the order in which MeanFieldLinear.forward draws them
                 noise.normal_(e, self.noise_gen)
-            if self.graph is not None:
-                self.graph.replay()
-            else:
-                self.opt.zero_grad(set_to_none=True)
-                self._step()
+            self.graph.replay()
             if check_steps:
                 check_step(self.loss, self.model, step)
         return self.loss_sum / n

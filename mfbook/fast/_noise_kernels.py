@@ -1,11 +1,11 @@
-"""Compiled CPU kernels behind :mod:`mfbook.noise` (numba; imported on the first CPU draw).
+"""Compiled CPU kernels behind :mod:`mfbook.fast.noise` (numba; imported on the first CPU draw).
 
 Number pair i of a draw with key k comes from one 64-bit word, SplitMix64's output for the state
 k + (i + 1) * GOLDEN (Steele, Lea and Flood 2014): its top 24 bits give u1 in (0, 1], the next
 24 bits an angle; Box-Muller turns them into two independent standard normals,
 r cos(theta) and r sin(theta) with r = sqrt(-2 ln u1). Each word depends on (k, i) only, so the
 numbers could be computed in any order with the same result. The kernels run on the calling
-thread, or, where mfbook.kernels is built, on torch's own threads through the C function
+thread, or, where mfbook.fast.kernels is built, on torch's own threads through the C function
 ``fill_range_c`` (a second thread pool beside torch's would slow torch's matrix products).
 
 The transcendental functions are single-precision polynomials (Cephes logf, sinf, cosf; about
@@ -153,7 +153,7 @@ def fill_pairs(out, key):
     cache=True,
 )
 def fill_range_c(ptr, half, key, lo, hi):
-    """:func:`fill_range` as a C function, for mfbook.kernels to call from torch's threads
+    """:func:`fill_range` as a C function, for mfbook.fast.kernels to call from torch's threads
     (``fill_range_c.address``): the same numbers, the pairs split between the threads."""
     fill_range(numba.carray(ptr, (2 * half,)), half, key, lo, hi)
 
@@ -164,7 +164,7 @@ def fill_range_c(ptr, half, key, lo, hi):
 def fill_block_c(ptr, key, lo, hi):
     """Pairs lo..hi-1 of the draw with ``key`` into a block of 2 (hi - lo) floats at ``ptr``: the
     first numbers of the pairs, then the second ones. For kernels that use the numbers at once
-    instead of storing the whole draw (mfbook.kernels: noisy_output_); the same numbers as
+    instead of storing the whole draw (mfbook.fast.kernels: noisy_output_); the same numbers as
     :func:`fill_range`."""
     n = hi - lo
     block = numba.carray(ptr, (2 * n,))

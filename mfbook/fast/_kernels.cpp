@@ -1,9 +1,9 @@
 // Fused CPU kernels for the gBP layer (chapter 3) and the parameter update (chapter 4), compiled
-// on first use by mfbook/kernels.py.
+// on first use by mfbook/fast/kernels.py.
 //
-// Each kernel is ONE pass over its tensors, in place of the three to ten elementwise passes that
-// the torch expressions in mfbook/gbp.py and mfbook/update.py take; the formulas are theirs, term
-// by term, and the tests compare the two. The work is split with at::parallel_for, which runs on
+// Each kernel is ONE pass over its tensors, in place of the three to ten elementwise passes of
+// the reference torch expressions (mfbook/gbp.py; torch's Adam for the update); the formulas are
+// the same, and the tests compare the two. The work is split with at::parallel_for, which runs on
 // torch's own thread pool (the OpenMP runtime that torch loaded), so the kernels and torch's
 // matrix products share the same threads. float32, contiguous, CPU tensors only: the Python side
 // calls these only for such tensors and uses the torch expressions otherwise.
@@ -145,26 +145,6 @@ void adam(int64_t n, float* __restrict__ p, const float* __restrict__ g, float* 
   }
 }
 
-// The weight gradients (grad_one) and then the Adam step of each of pi, m, xi, connection by
-// connection: the three gradients are never written to memory. `avg` and `sq` hold the
-// optimizer states of pi, m, xi in that order; SMALL is the lerp form of all three.
-// noinline: inlined into its caller, the loop loses its __restrict__ qualifiers and, with eleven
-// arrays, is not vectorised.
-template <bool SMALL>
-__attribute__((noinline)) void gbp_adam(
-    int64_t n, float* __restrict__ pi, float* __restrict__ m, float* __restrict__ xi,
-    const float* __restrict__ d_mu, const float* __restrict__ d_var, float* __restrict__ avg_pi,
-    float* __restrict__ avg_m, float* __restrict__ avg_xi, float* __restrict__ sq_pi,
-    float* __restrict__ sq_m, float* __restrict__ sq_xi, const Adam a_pi, const Adam a_m,
-    const Adam a_xi) {
-  for (int64_t i = 0; i < n; ++i) {
-    const Grad g = grad_one(d_mu[i], d_var[i], pi[i], m[i], xi[i]);
-    adam_one<SMALL>(pi[i], g.pi, avg_pi[i], sq_pi[i], a_pi);
-    adam_one<SMALL>(m[i], g.m, avg_m[i], sq_m[i], a_m);
-    adam_one<SMALL>(xi[i], g.xi, avg_xi[i], sq_xi[i], a_xi);
-  }
-}
-
 // Per tensor i, its numbers hyper[8 i .. 8 i + 7] = (step, lr, beta1, beta2, eps, decay, lo,
 // hi): all the tensors of an update in one call, so a step costs one call from Python.
 void adam_steps_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
@@ -188,8 +168,8 @@ void adam_steps_(at::TensorList params, at::TensorList grads, at::TensorList exp
   }
 }
 
-// The noise eps (mfbook/noise.py): `fill` is the address of the numba-compiled C function
-// mfbook._noise_kernels.fill_range_c(out, half, key, lo, hi), which writes pairs lo..hi-1 of a
+// The noise eps (mfbook/fast/noise.py): `fill` is the address of the numba-compiled C function
+// mfbook.fast._noise_kernels.fill_range_c(out, half, key, lo, hi), which writes pairs lo..hi-1 of a
 // draw; each pair depends on (key, its index) only, so the threads' shares give the same numbers
 // as one serial call.
 void normal_pairs_(Tensor out, int64_t fill, int64_t key) {
@@ -204,10 +184,10 @@ void normal_pairs_(Tensor out, int64_t fill, int64_t key) {
   });
 }
 
-// A noisy layer at inference (mfbook/gbp.py: noisy_layer): from the products G and D, in place,
+// A noisy layer at inference (mfbook/fast/layer.py: noisy_layer): from the products G and D, in place,
 // G <- out = a G + eps sqrt(b D) (ReLU'd with `relu`) and D <- out * out, the next layer's h^2.
 // The eps are computed here, block by block, by the numba C function at `fill`
-// (mfbook._noise_kernels.fill_block_c) and never stored: element j takes the first number of pair
+// (mfbook.fast._noise_kernels.fill_block_c) and never stored: element j takes the first number of pair
 // j, or for j >= half the second of pair j - half, half = ceil(n / 2), exactly as normal_pairs_
 // fills a draw of the same size.
 void noisy_out(int64_t n, float* __restrict__ G, float* __restrict__ D,
@@ -296,39 +276,6 @@ std::tuple<Tensor, Tensor> backward_signals(const Tensor& K, const Tensor& r, do
   return {Ka, Q};
 }
 
-// One layer's update folded into gBP's backward (mfbook/update.py): the weight gradients from
-// d_mu and d_var, then Adam, decay and projection on pi, m, xi; hyper holds 8 numbers for each
-// of them (as in adam_steps_), exp_avgs and exp_avg_sqs their three states.
-void gbp_adam_(Tensor pi, Tensor m, Tensor xi, const Tensor& d_mu, const Tensor& d_var,
-               at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::ArrayRef<double> hyper) {
-  check(m, "m", m), check(pi, "pi", m), check(xi, "xi", m);
-  check(d_mu, "d_mu", m), check(d_var, "d_var", m);
-  TORCH_CHECK(exp_avgs.size() == 3 && exp_avg_sqs.size() == 3 && hyper.size() == 24,
-              "gbp_adam_ takes 3 exp_avgs, 3 exp_avg_sqs and 24 numbers (pi, m, xi)");
-  for (size_t i = 0; i < 3; ++i) {
-    check(exp_avgs[i], "exp_avg", m), check(exp_avg_sqs[i], "exp_avg_sq", m);
-  }
-  const Adam a_pi = adam_constants(hyper.data()), a_m = adam_constants(hyper.data() + 8);
-  const Adam a_xi = adam_constants(hyper.data() + 16);
-  if (a_pi.small_w1 != a_m.small_w1 || a_m.small_w1 != a_xi.small_w1) {
-    // betas on both sides of 0.5 (never in mfbook's presets): the gradients, then each update
-    Tensor g_m = d_mu.clone(), g_xi = d_var.clone();
-    const auto [g_pi, unused_m, unused_xi] = weight_grads_(g_m, g_xi, pi, m, xi);
-    adam_steps_({pi, m, xi}, {g_pi, g_m, g_xi}, exp_avgs, exp_avg_sqs, hyper);
-    return;
-  }
-  float *p = pi.data_ptr<float>(), *mm = m.data_ptr<float>(), *x = xi.data_ptr<float>();
-  const float *g_mu = d_mu.data_ptr<float>(), *g_var = d_var.data_ptr<float>();
-  float *ap = exp_avgs[0].data_ptr<float>(), *am = exp_avgs[1].data_ptr<float>();
-  float *ax = exp_avgs[2].data_ptr<float>(), *sp = exp_avg_sqs[0].data_ptr<float>();
-  float *sm = exp_avg_sqs[1].data_ptr<float>(), *sx = exp_avg_sqs[2].data_ptr<float>();
-  const auto run = a_pi.small_w1 ? gbp_adam<true> : gbp_adam<false>;
-  at::parallel_for(0, m.numel(), GRAIN, [&](int64_t b, int64_t e) {
-    run(e - b, p + b, mm + b, x + b, g_mu + b, g_var + b, ap + b, am + b, ax + b, sp + b, sm + b,
-        sx + b, a_pi, a_m, a_xi);
-  });
-}
-
 }  // namespace
 
 TORCH_LIBRARY(mfbook, lib) {
@@ -348,9 +295,6 @@ TORCH_LIBRARY(mfbook, lib) {
   lib.def(
       "adam_steps_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs,"
       " Tensor(c!)[] exp_avg_sqs, float[] hyper) -> ()");
-  lib.def(
-      "gbp_adam_(Tensor(a!) pi, Tensor(b!) m, Tensor(c!) xi, Tensor d_mu, Tensor d_var,"
-      " Tensor(d!)[] exp_avgs, Tensor(e!)[] exp_avg_sqs, float[] hyper) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
@@ -359,7 +303,6 @@ TORCH_LIBRARY_IMPL(mfbook, CPU, lib) {
   lib.impl("preactivation_", preactivation_);
   lib.impl("backward_signals", backward_signals);
   lib.impl("adam_steps_", adam_steps_);
-  lib.impl("gbp_adam_", gbp_adam_);
   lib.impl("normal_pairs_", normal_pairs_);
   lib.impl("noisy_output_", noisy_output_);
 }

@@ -5,8 +5,8 @@ torch's own generator. On the CPU, torch draws one number at a time from a Merse
 about 5 ns each on a laptop core: at width 100 that costs as much as the whole plain forward
 pass. Here, instead, each call takes ONE 64-bit key from the torch generator and computes the
 numbers from (key, position) with a counter-based generator (SplitMix64 words, Box-Muller),
-vectorised (:mod:`mfbook._noise_kernels`): about 2 ns per number on one core, and split
-between torch's threads where :mod:`mfbook.kernels` is built (the same numbers).
+vectorised (:mod:`mfbook.fast._noise_kernels`): about 2 ns per number on one core, and split
+between torch's threads where :mod:`mfbook.fast.kernels` is built (the same numbers).
 
 The torch generator stays the only source of randomness: the same seed gives the same eps, its
 state is what a checkpoint saves, and drawing advances it by one number whatever the size.
@@ -28,7 +28,7 @@ def _key(generator) -> int:
 def _fill_cpu(out: torch.Tensor, generator) -> None:
     import numpy as np
 
-    from mfbook import _noise_kernels, kernels
+    from mfbook.fast import _noise_kernels, kernels
 
     n = out.numel()
     direct = out.dtype == torch.float32 and out.is_contiguous() and n % 2 == 0
@@ -80,6 +80,6 @@ def block_source(generator) -> tuple[int, int] | None:
     generator that is not on the CPU."""
     if generator is not None and generator.device.type != "cpu":
         return None
-    from mfbook import _noise_kernels
+    from mfbook.fast import _noise_kernels
 
     return _key(generator), _noise_kernels.fill_block_c.address

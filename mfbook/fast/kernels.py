@@ -5,9 +5,9 @@ and activations as in its extra matrix products: torch runs each expression of
 :mod:`mfbook.gbp` as its own pass over memory. ``_kernels.cpp`` does each group of them in one
 pass (the weight moments, the three weight gradients, the noisy pre-activation with the noise
 ratio and a hidden layer's ReLU, the two backward signals with the ReLU's backward; also the
-parameter update of :mod:`mfbook.update`, alone or together with the weight gradients; and
+parameter update of :mod:`mfbook.fast.update`, alone or together with the weight gradients; and
 the noisy inference pass, which computes its own eps), on torch's own thread pool, which also
-runs the noise generator of :mod:`mfbook.noise` split between its threads. The callers use a
+runs the noise generator of :mod:`mfbook.fast.noise` split between its threads. The callers use a
 kernel when :func:`applies` says so (float32, contiguous, CPU tensors, no autograd graph being
 recorded) and their own torch expressions otherwise: on a GPU, in float64, and wherever no
 kernels could be built. The tests check that both agree to float32
