@@ -6,7 +6,9 @@ plain calls alternate, so both see the same load. Two extra lines per width sepa
 cost of drawing the noise eps, which plain backprop does not pay: the noise draw alone, and the
 noisy forward pass with eps drawn beforehand. Further lines give the floor under each ratio
 (its unavoidable parts, each timed alone) and, for the training step, the same gBP step with
-mfbook's fused CPU kernels turned off.
+mfbook's fused CPU kernels turned off. The "user loop" rows time a reader's own loop
+(``opt.zero_grad(); loss.backward(); opt.step()``) with :class:`mfbook.optim.MeanFieldAdam`
+against a plain MLP with ``torch.optim.Adam``.
 """
 
 from __future__ import annotations
@@ -14,31 +16,65 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 from common import Report, paired_medians
 
-from mfbook import kernels
-from mfbook.noise import normal_
-from mfbook.train import (
-    TrainConfig,
-    build_model,
-    decayed_parameters,
-    make_optimizer,
-    resolve_device,
-    train_epoch,
-)
-from mfbook.update import update_
+from mfbook.config import TrainConfig
+from mfbook.fast import kernels
+from mfbook.fast.noise import normal_
+from mfbook.loop import build_model, make_optimizer, train_epoch
+from mfbook.nn import MeanFieldMLP, PlainMLP
+from mfbook.optim import MeanFieldAdam
+from mfbook.train import resolve_device
 
 
 def step_fn(method: str, sizes, batch: int, device):
     """One real training step (the package's own train_epoch on a single minibatch)."""
-    config = TrainConfig(method=method, sizes=tuple(sizes), batch_size=batch)
+    config = TrainConfig(method=method, sizes=tuple(sizes), batch_size=batch, lr=1e-3)
     model = build_model(config, seed=0).to(device)
-    opt = make_optimizer(model, config, lr=1e-3)
+    opt = make_optimizer(model, config)
+    x, y = batch_of(sizes, batch, device)
+    order, noise = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
+    return lambda: train_epoch(model, x, y, opt, config, order, noise)
+
+
+def batch_of(sizes, batch: int, device):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, sizes[0], generator=gen).to(device)
-    y = torch.randint(0, sizes[-1], (batch,), generator=gen).to(device)
-    order, noise = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
-    return lambda: train_epoch(model, x, y, opt, config, 1e-3, order, noise)
+    return x, torch.randint(0, sizes[-1], (batch,), generator=gen).to(device)
+
+
+def user_loop_fn(model, opt, sizes, batch: int, device, project=False):
+    """One step of a reader's own loop: ``opt.zero_grad(); loss.backward(); opt.step()`` on
+    ``model`` (its checked forward pass), with ``model.project_()`` after it if ``project``."""
+    x, y = batch_of(sizes, batch, device)
+    noise = torch.Generator(device=device).manual_seed(2)
+    mean_field = isinstance(model, MeanFieldMLP)
+
+    def run():
+        opt.zero_grad()
+        logits = model(x, generator=noise) if mean_field else model(x)
+        F.cross_entropy(logits, y).backward()
+        opt.step()
+        if project:
+            model.project_()
+
+    return run
+
+
+def user_loop_fns(sizes, batch: int, device):
+    """The user-loop steps: gBP with MeanFieldAdam, gBP with torch's Adam and project_(), and
+    the baseline, a plain MLP with torch.optim.Adam (its defaults)."""
+    fns = []
+    for kind in ("mf-adam", "torch-adam", "plain"):
+        torch.manual_seed(0)
+        model = (PlainMLP if kind == "plain" else MeanFieldMLP)(sizes).to(device)
+        if kind == "mf-adam":
+            opt = MeanFieldAdam(model, lr=1e-3)
+        else:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        fns.append(user_loop_fn(model, opt, sizes, batch, device, project=kind == "torch-adam"))
+    return fns
 
 
 def noise_fn(sizes, batch: int, device):
@@ -76,16 +112,15 @@ def matmul_fn(method: str, sizes, batch: int, device, backward: bool = True):
 
 
 def update_fn(method: str, sizes, device):
-    """The parameter update alone, as training does it (mfbook.update): Adam, decay and the
+    """The parameter update alone, as training does it (MeanFieldAdam.step): Adam, decay and the
     projection on (pi, m, xi) for gBP; Adam and decay on w for plain backprop."""
-    config = TrainConfig(method=method, sizes=tuple(sizes))
+    config = TrainConfig(method=method, sizes=tuple(sizes), lr=1e-3)
     model = build_model(config, seed=0).to(device)
-    opt = make_optimizer(model, config, lr=1e-3)
+    opt = make_optimizer(model, config)
     gen = torch.Generator(device=device).manual_seed(3)
     for p in model.parameters():
         p.grad = torch.randn(p.shape, generator=gen, device=device) * 1e-3
-    decayed, bounds = decayed_parameters(model, config), model.bounds() if method == "gbp" else ()
-    return lambda: update_(opt, decayed, 1 - 1e-3 * config.weight_decay, bounds)
+    return opt.step
 
 
 def unfused(fn):
@@ -179,6 +214,13 @@ def main(argv=None) -> None:
         floor = mm_g + noise + upd_g + (b - mm_b - upd_b)
         report.ratio(f"step-floor-{w}", "  floor: products + eps + update + plain rest", floor, b)
         report.ratio(f"step-torch-{w}", "  gBP step without the fused CPU kernels", g_torch, b)
+        mf_adam, torch_adam, plain = paired_medians(
+            user_loop_fns(sizes, args.batch, dev), args.repeats, sync=sync
+        )
+        report.ratio(
+            f"user-{w}", f"user loop {name}, MeanFieldAdam vs Adam", mf_adam, plain, target
+        )
+        report.ratio(f"user-torch-{w}", "  gBP with torch's Adam + project_()", torch_adam, plain)
     for sizes, _ in cases:
         inference_rows(report, sizes, dev, args.repeats, sync)
     report.save(args.json)

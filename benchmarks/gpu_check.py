@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/gpu_check.py --json benchmarks/results/gpu-<card>.json \
            > benchmarks/results/gpu-<card>.txt
-1. the CUDA-graph epochs (mfbook.graphs) against eager epochs on the GPU: same losses and
+1. the CUDA-graph epochs (mfbook.fast.graphs) against eager epochs on the GPU: same losses and
    parameters up to float rounding;
 2. epoch time of the ``full`` preset (60k images, batch 500), graphed and eager, after a warm-up
    epoch (target <= 0.1 s), and of the ``paper`` preset;
@@ -25,7 +25,7 @@ from bench_epochs import epoch_seconds
 from bench_steps import inference_rows, step_fn
 from common import Report, paired_medians
 
-from mfbook.graphs import GraphedEpochs
+from mfbook.fast.graphs import GraphedEpochs
 from mfbook.train import TrainConfig, build_model, preset, train
 
 CUDA = torch.device("cuda")
@@ -98,7 +98,7 @@ def graphed_epoch_fn(method: str, sizes, batch: int, steps: int):
     x = torch.rand(steps * batch, sizes[0], device=CUDA, generator=gen)
     y = torch.randint(0, sizes[-1], (steps * batch,), device=CUDA, generator=gen)
     noise = torch.Generator(device=CUDA).manual_seed(2)
-    runner = GraphedEpochs(model, config, x, y, noise, graph=True)
+    runner = GraphedEpochs(model, config, x, y, noise)
     runner.start_epoch(1e-3, fresh=True)
     order = torch.Generator().manual_seed(1)
     return lambda: runner.epoch(order)

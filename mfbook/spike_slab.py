@@ -17,7 +17,7 @@ import torch
 
 from mfbook import _checks
 
-#: Entropy convention of the reference code (PAPER.md section 6): the spike is a box of this width.
+#: The entropy's box convention (chapters 1 and 6): the spike is a box of this width.
 SPIKE_BOX_WIDTH = 2e-4
 #: Below this slab variance a connection counts as deterministic in the entropy.
 XI_FLOOR = 1e-8
@@ -111,7 +111,7 @@ class SpikeSlab:
         generator: torch.Generator | None = None,
         chunk: int = 1 << 22,
     ) -> torch.Tensor:
-        """Per-connection entropy in nats, the reference code's convention (PAPER.md section 6).
+        """Per-connection entropy in nats, with the spike as a box of width 2e-4 (chapters 1, 6).
 
         * 0 if pi == 1 (always absent);
         * 0 if xi <= 1e-8 and (m == 0 or pi == 0) (deterministic weight);

@@ -103,8 +103,8 @@ def train(
     default) an existing checkpoint of the same config and seed is continued where it stopped.
     ``callback(model, row)`` is called after every epoch with that epoch's history row (live
     plots in the book; raising in it stops training after the checkpoint is written).
-    ``cuda_graphs``: replay each step as a CUDA graph (:mod:`mfbook.fast.graphs`); the default, None,
-    does so on a GPU when the training images fill whole batches.
+    ``cuda_graphs``: replay each step as a CUDA graph (:mod:`mfbook.fast.graphs`); the default,
+    None, does so on a GPU when the training images fill whole batches.
     """
     if isinstance(config, str):
         config = preset(config)

@@ -33,7 +33,7 @@ def test_step_benchmark_writes_every_ratio(tmp_path):
     )
     record = load_benchmark("steps", root=tmp_path)
     keys = {"step-100", "step-mm-100", "step-noise-100", "step-update-100", "step-floor-100"}
-    keys |= {"step-torch-100"}
+    keys |= {"step-torch-100", "user-100", "user-torch-100"}
     keys |= {"infer-mean-100", "infer-mf-100", "infer-mm-100", "infer-square-100"}
     assert keys <= set(record["rows"])
     rows = record["rows"]

@@ -14,7 +14,7 @@ B = 6
 
 
 def reference_loss(params, x, y, eps):
-    """The mean-field network written from PAPER.md section 2, differentiated by autograd."""
+    """The mean-field network written from chapter 3's equations, differentiated by autograd."""
     h = x
     for l, (pi, m, xi) in enumerate(params):
         n = h.shape[1]

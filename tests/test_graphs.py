@@ -4,8 +4,8 @@ graphed epochs compute what the eager ones compute."""
 import pytest
 import torch
 
-from mfbook.data import load_mnist
 from mfbook.config import preset
+from mfbook.data import load_mnist
 from mfbook.fast.graphs import GraphedEpochs
 from mfbook.loop import EagerEpochs, EpochRunner, TrainingDiverged, build_model
 from mfbook.train import train

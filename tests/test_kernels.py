@@ -286,7 +286,11 @@ def test_a_corrupted_cached_library_is_named_and_gbp_still_works(tmp_path):
 @needs_kernels
 def test_the_fused_relu_keeps_nan_so_divergence_is_seen():
     h, eps = torch.ones(1, 2), torch.zeros(1, 2)
-    pi, m, xi = torch.zeros(2, 2), torch.tensor([[float("nan"), 0.0], [0.0, -1.0]]), torch.zeros(2, 2)
+    pi, m, xi = (
+        torch.zeros(2, 2),
+        torch.tensor([[float("nan"), 0.0], [0.0, -1.0]]),
+        torch.zeros(2, 2),
+    )
     for path in (fast_layer, gbp):
         z = path.layer_forward(h, pi, m, xi, eps, relu=True)[2]
         assert torch.isnan(z[0, 0]) and z[0, 1] == 0
