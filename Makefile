@@ -36,9 +36,11 @@ book: $(STAMP) book-assets
 book-assets: $(STAMP)
 	$(BIN)/python book/_tools/fetch_widget_js.py .cache/widget-js
 
+# book/ holds the chapters and assignments (notebooks, 88 columns by book/ruff.toml) and its
+# build tools (book/_tools, the package's 100 columns): all under the package's rules.
 lint: $(STAMP)
 	$(BIN)/ruff check mfbook tests benchmarks book
-	$(BIN)/ruff format --check mfbook tests benchmarks
+	$(BIN)/ruff format --check mfbook tests benchmarks book
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests

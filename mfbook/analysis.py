@@ -3,7 +3,7 @@
 * :func:`category_fractions`: VIP / UIP / variable fractions per layer;
 * :func:`perturbed`: a copy of the model with some connections removed or switched on;
 * :func:`removed`: a copy of the model without the connections of a given mask;
-* :func:`perturbation_curves`: the experiment of PAPER.md section 5, for any layer;
+* :func:`perturbation_curves`: the perturbation experiment of chapter 5, for any layer;
 * :func:`perturbation_point`: one point of that experiment: one layer, kind and fraction;
 * :func:`error_rate`: the fraction of misclassified rows of a batch of logits;
 * :func:`subnetwork_errors`: test errors of many sampled sub-networks;
@@ -20,6 +20,10 @@ from mfbook import _checks
 from mfbook.nn import MeanFieldMLP
 
 KINDS = ("vip", "random", "uip")
+#: What each kind of perturbation does (chapter 5): the legend of ``plots.perturbation_panels``,
+#: the buttons and text of ``widgets.perturbation_explorer``. Plain text (no TeX), since widget
+#: buttons show it verbatim; each label ends with the name of the connections it perturbs.
+KIND_LABELS = {"vip": "remove VIP", "random": "remove as many variable", "uip": "switch on UIP"}
 #: Per kind of perturbation, the category of connections (a field of ``Categories``) of which
 #: the fraction f is taken to count the connections perturbed: "random" removes as many as "vip".
 FRACTION_OF = {"vip": "vip", "random": "vip", "uip": "uip"}
@@ -126,7 +130,7 @@ def perturbation_point(
     n_networks: int = 10,
     seed: int = 0,
 ) -> tuple[int, torch.Tensor]:
-    """One point of the perturbation experiment (PAPER.md section 5): ``(count, errors)``.
+    """One point of the perturbation experiment (chapter 5): ``(count, errors)``.
 
     ``count`` connections of one layer are perturbed (see :func:`perturbed`): for ``"vip"`` and
     ``"uip"`` the fraction ``fraction`` of that layer's VIP or UIP connections (rounded); for
@@ -157,7 +161,7 @@ def perturbation_curves(
     n_networks: int = 10,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """The perturbation experiment of PAPER.md section 5 for one layer.
+    """The perturbation experiment of chapter 5 for one layer.
 
     For each fraction f: remove f of the VIP connections; remove the same NUMBER of randomly
     chosen variable connections; switch on f of the UIP connections. Returns, per kind, the test
@@ -178,7 +182,7 @@ def perturbation_curves(
 
 
 def layer_entropy(model: MeanFieldMLP, n_samples: int = 200, seed: int = 0) -> list[float]:
-    """Mean per-connection entropy of every layer (PAPER.md section 6, chapter 6)."""
+    """Mean per-connection entropy of every layer (chapter 6)."""
     _check_model(model)
     gen = torch.Generator().manual_seed(seed)
     return [float(ss.entropy(n_samples, gen).mean()) for ss in model.spike_slabs()]

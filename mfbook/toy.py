@@ -2,10 +2,10 @@
 
 * :func:`two_moons` and :func:`two_spirals`: balanced two-class point clouds in the plane, drawn
   from a seeded ``torch.Generator`` so that a seed fixes the data set;
-* :func:`decision_grid` and :func:`plot_decision_regions`: evaluate a classifier on a grid of the
-  plane and draw its decision regions (plotting only, no science inside).
+* :func:`decision_grid`: a grid of the plane on which to evaluate a classifier; the figure of
+  its decision regions is ``plots.plot_decision_regions``.
 
-The networks of the book have no biases (PAPER.md section 1). A bias-free ReLU network is
+The networks of the book have no biases (chapters 2 and 3). A bias-free ReLU network is
 positively homogeneous, f(c x) = c f(x) for c > 0, so on raw 2-D inputs its decision regions are
 cones through the origin. With ``bias=True`` (the default) the generators append a constant input
 of 1, so the inputs are (x_1, x_2, 1) and the first layer's connections from that constant input
@@ -20,7 +20,7 @@ import torch
 
 from mfbook import _checks
 
-__all__ = ["two_moons", "two_spirals", "decision_grid", "plot_decision_regions"]
+__all__ = ["two_moons", "two_spirals", "decision_grid"]
 
 
 def _check_common(n, noise, dtype) -> int:
@@ -137,27 +137,3 @@ def decision_grid(
     if x.shape[1] == 3:
         points = torch.cat([points, torch.ones(points.shape[0], 1, dtype=x.dtype)], dim=1)
     return xx, yy, points
-
-
-@torch.no_grad()
-def plot_decision_regions(ax, predict, x, y, *, n_grid: int = 200, title: str | None = None):
-    """Draw the regions where ``predict`` (inputs -> logits (M, 2)) picks class 0 or 1, and the
-    points (x, y) on top. Returns ``ax``. Thin: plotting only.
-    """
-    import matplotlib.colors as mcolors
-
-    xx, yy, grid = decision_grid(x, n_grid)
-    logits = predict(grid)
-    p1 = torch.softmax(logits, dim=1)[:, 1].reshape(xx.shape)
-    cmap = mcolors.ListedColormap(["#c6dbef", "#fdd0a2"])
-    ax.contourf(xx, yy, (p1 > 0.5).double(), levels=[-0.5, 0.5, 1.5], cmap=cmap)
-    ax.contour(xx, yy, p1, levels=[0.5], colors="k", linewidths=1.0)
-    for c, (color, marker) in enumerate((("#08519c", "o"), ("#a63603", "^"))):
-        sel = y == c
-        ax.scatter(x[sel, 0], x[sel, 1], s=8, c=color, marker=marker, label=f"class {c}")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_aspect("equal")
-    if title is not None:
-        ax.set_title(title)
-    return ax

@@ -1,4 +1,4 @@
-"""Interactive explorers of the book (ipywidgets; chapters 1 and 2). Thin: no science inside.
+"""Interactive explorers of the book (ipywidgets; chapters 1, 2 and 5). Thin: no science inside.
 
 Each builder returns an :class:`Explorer`, an ``ipywidgets.VBox`` of sliders, a text panel
 (``.text``, HTML) and a picture (``.image``, PNG of a figure from :mod:`mfbook.plots`). Moving a
@@ -164,7 +164,7 @@ def clt_explorer(
     return Explorer(sliders, draw)
 
 
-# --- chapters 4-5 ---
+# --- chapter 5 ---
 def perturbation_explorer(
     model,
     x: torch.Tensor,
@@ -205,7 +205,7 @@ def perturbation_explorer(
             model, x, y, layer, kind, fraction, n_networks, seed
         )
         of = analysis.FRACTION_OF[kind]  # "vip" or "uip": a category and the kind acting on it
-        label = plots.KIND_LABELS[kind]
+        label = analysis.KIND_LABELS[kind]
         text = (
             f"layer {layer + 1}, {label}: {count} {plots.KIND_CONNECTIONS[kind]} connections "
             f"(f = {fraction:.2f} of {totals[layer][of]} {plots.KIND_CONNECTIONS[of]})<br>"
@@ -227,7 +227,7 @@ def perturbation_explorer(
             style=style,
         ),
         "kind": widgets.ToggleButtons(
-            options=[(label, k) for k, label in plots.KIND_LABELS.items()],
+            options=[(label, k) for k, label in analysis.KIND_LABELS.items()],
             value=kind,
             description="perturbation",
             style={**style, "button_width": "16em"},

@@ -105,7 +105,7 @@ def test_perturbation_panels_from_analysis():
     assert np.allclose(ax.lines[0].get_ydata(), 100 * np.array(curves[0]["error_vip"]))
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     for text, kind in zip(legend, analysis.KINDS, strict=True):
-        assert text == f"{plots.KIND_LABELS[kind]} (up to {curves[0][f'count_{kind}'][-1]})"
+        assert text == f"{analysis.KIND_LABELS[kind]} (up to {curves[0][f'count_{kind}'][-1]})"
     _close(fig)
 
 
@@ -141,10 +141,10 @@ def test_perturbation_explorer_updates_and_matches_the_analysis():
 
 
 def test_kind_labels_cover_the_kinds_and_end_with_the_perturbed_connections():
-    assert tuple(plots.KIND_LABELS) == analysis.KINDS == tuple(plots.KIND_COLOURS)
-    ends = {kind: label.split()[-1] for kind, label in plots.KIND_LABELS.items()}
+    assert tuple(analysis.KIND_LABELS) == analysis.KINDS == tuple(plots.KIND_COLOURS)
+    ends = {kind: label.split()[-1] for kind, label in analysis.KIND_LABELS.items()}
     assert ends == {"vip": "VIP", "random": "variable", "uip": "UIP"} == plots.KIND_CONNECTIONS
-    assert not any("$" in label for label in plots.KIND_LABELS.values())  # shown verbatim
+    assert not any("$" in label for label in analysis.KIND_LABELS.values())  # shown verbatim
 
 
 @pytest.mark.parametrize("kind", ["vip", "random", "uip"])
@@ -161,10 +161,10 @@ def test_perturbation_explorer_shows_the_numbers_of_the_analysis(kind):
     assert count == curve[f"count_{kind}"][0] and float(errors.mean()) == curve[f"error_{kind}"][0]
     noun = {"vip": "VIP", "random": "variable", "uip": "UIP"}[kind]
     text = explorer.text.value
-    assert f"layer 2, {plots.KIND_LABELS[kind]}: {count} {noun} connections" in text
+    assert f"layer 2, {analysis.KIND_LABELS[kind]}: {count} {noun} connections" in text
     assert f"{100 * float(errors.mean()):.2f}% &plusmn; {100 * float(errors.std()):.2f}%" in text
     options = explorer.sliders["kind"].options
-    assert [label for label, _ in options] == list(plots.KIND_LABELS.values())
+    assert [label for label, _ in options] == list(analysis.KIND_LABELS.values())
     plt.close("all")
 
 

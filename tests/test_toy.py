@@ -1,12 +1,13 @@
-"""The 2-D toy data of chapter 3 (mfbook.toy), and a tiny gBP model that learns it."""
+"""The 2-D toy data of chapter 3 (mfbook.toy), its decision-region figure, and a tiny gBP model."""
 
 import matplotlib
 import pytest
 import torch
 
-from mfbook import toy
+from mfbook import plots, toy
+from mfbook.config import TrainConfig
+from mfbook.loop import make_optimizer, train_epoch
 from mfbook.nn import MeanFieldMLP
-from mfbook.train import TrainConfig, make_optimizer, train_epoch
 
 GENERATORS = [toy.two_moons, toy.two_spirals]
 
@@ -109,7 +110,7 @@ def test_plot_decision_regions_draws():
 
     x, y = toy.two_moons(40, generator=seeded())
     fig, ax = plt.subplots()
-    out = toy.plot_decision_regions(
+    out = plots.plot_decision_regions(
         ax, lambda p: torch.stack([p[:, 0], -p[:, 0]], 1), x, y, n_grid=20, title="t"
     )
     assert out is ax and ax.get_title() == "t" and len(ax.collections) >= 2
@@ -132,9 +133,8 @@ def test_tiny_gbp_model_beats_chance():
     model.reset_parameters(seeded(2))
     order_gen, noise_gen = seeded(3), seeded(4)
     for epoch in range(config.epochs):
-        lr = config.lr * 0.5 ** (epoch // config.lr_halve_every)
-        opt = make_optimizer(model, config, lr)
-        train_epoch(model, x, y, opt, config, lr, order_gen, noise_gen)
+        opt = make_optimizer(model, config, config.lr_at(epoch))
+        train_epoch(model, x, y, opt, config, order_gen, noise_gen)
     with torch.no_grad():
         acc = float((model(xt, mode="mean").argmax(1) == yt).double().mean())
         acc_sub = float((model.sample_network(noise_gen)(xt).argmax(1) == yt).double().mean())
