@@ -6,13 +6,12 @@ A checkpoint is a plain dictionary of tensors, numbers, strings, lists and dicts
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 import mfbook
+from mfbook.io import atomic_write, clean_orphans
 
 FORMAT = "mfbook-checkpoint"
 FORMAT_VERSION = 1
@@ -25,31 +24,21 @@ def _compatible(a: str, b: str) -> bool:
 
 
 def save_checkpoint(path: str | Path, **state) -> Path:
-    """Write ``state`` atomically: to a temporary file beside ``path``, then rename over it.
+    """Write ``state`` atomically (:func:`mfbook.io.atomic_write`): a temporary file beside
+    ``path``, renamed over it once complete.
 
-    An interrupted save leaves the previous checkpoint intact.
+    An interrupted save leaves the previous checkpoint intact; the temporary files of a save that
+    was killed outright are removed by the next save. A ``path`` that is a symbolic link is
+    refused (``OSError``).
     """
     missing = [k for k in REQUIRED if k not in state]
     if missing:
         raise ValueError(f"save_checkpoint needs the fields {missing}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "mfbook": mfbook.__version__}
     payload.update(state)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # the usual permissions, not mkstemp's owner-only ones
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    clean_orphans(path.parent, path.name)
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, expect_config=None, expect_seed=None) -> dict:

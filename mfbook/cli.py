@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from mfbook.io import atomic_write
 from mfbook.reproduce import names
 from mfbook.train import PRESETS
+
+
+def write_history(folder, history: dict) -> Path:
+    """Write a run's ``history.json`` into ``folder`` (atomically; a symbolic link is refused)."""
+    return atomic_write(Path(folder) / "history.json", json.dumps(history, indent=1) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,8 +59,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
-        from pathlib import Path
-
         from mfbook.train import preset, train
 
         config = preset(args.preset)
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
             checkpoint=out / "checkpoint.pt",
             resume=not args.no_resume,
         )
-        (out / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+        write_history(out, result.history)
         final = {k: v[-1] for k, v in result.history.items() if k.startswith("test_error")}
         print(json.dumps({"out": str(out), "final": final}))
     elif args.command == "reproduce":
@@ -88,7 +93,7 @@ def main(argv=None) -> int:
 
         print(prepare_mnist(root=args.root))
     elif args.command == "kernels":
-        from mfbook import kernels
+        from mfbook.fast import kernels
 
         try:
             print(kernels.build(force=args.force))

@@ -55,7 +55,8 @@ def preactivation_moments(
     Book chapter 2. ``h`` is (B, N_in); ``pi``, ``m``, ``xi`` are (N_out, N_in).
     """
     _check_layer(h, pi, m, xi)
-    return mean_preactivation(h, mean_weight(pi, m)), preactivation_std(h, weight_variance(pi, m, xi))
+    G = mean_preactivation(h, mean_weight(pi, m))
+    return G, preactivation_std(h, weight_variance(pi, m, xi))
 
 
 def sample_preactivations(

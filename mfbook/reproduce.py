@@ -5,15 +5,16 @@ the chapters load: ``summary.json`` (the config, every seed's history, final err
 the machine and library versions) and ``seed<k>.npz`` (the full parameters of one representative
 seed, compressed). A result is reused only when its stored config equals the current one;
 ``--force`` recomputes. Runs checkpoint to ``runs/`` after every epoch, so an interrupted
-reproduction continues where it stopped.
+reproduction continues where it stopped. Every file is written atomically (``mfbook.io``), and
+the temporary files of a reproduction that was killed are removed by the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import mfbook
 from mfbook import _checks, analysis
+from mfbook._records import benchmarks_dir as benchmarks_dir
+from mfbook._records import environment
+from mfbook._records import load_benchmark as load_benchmark
+from mfbook._results_index import render_index
 from mfbook.data import load_mnist
+from mfbook.io import atomic_write, clean_orphans
 from mfbook.train import TrainConfig, build_model, preset, resolve_device, train
 
 RESULTS_ENV = "MFBOOK_RESULTS"
@@ -88,35 +93,15 @@ def results_dir(root=None) -> Path:
     return Path(__file__).resolve().parent.parent / "book" / "results"
 
 
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def _write_json(path: Path, obj) -> Path:
+    """A ``summary.json``, atomically (a symbolic link at ``path`` is refused)."""
+    return atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
-def environment(device) -> dict:
-    """Versions, machine and device of a measurement (stored with every result)."""
-    info = {
-        "mfbook": mfbook.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def save_params(path: Path, model) -> None:
-    """The full parameters of a trained model, compressed (float32)."""
+def save_params(path: Path, model) -> Path:
+    """The full parameters of a trained model, compressed (float32), written atomically."""
     arrays = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_summary(name: str, root=None) -> dict:
@@ -131,28 +116,6 @@ def load_summary(name: str, root=None) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"stored result {path} is not valid JSON: {err}") from err
-
-
-def benchmarks_dir() -> Path:
-    """``benchmarks/results`` of the source tree: the stored benchmark measurements."""
-    return Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-
-
-def load_benchmark(name: str, root=None) -> dict:
-    """A stored benchmark measurement ``NAME.json`` (written by the scripts in benchmarks/ with
-    ``--json``): its environment, its ratio rows by key and its single values by key."""
-    path = Path(root or benchmarks_dir()) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no stored benchmark {path}; run make bench (CPU) or "
-            "benchmarks/gpu_check.py --json (GPU)"
-        )
-    try:
-        data = json.loads(path.read_text())
-        rows = {r["key"]: r for r in data["rows"]}
-        return {"environment": data["environment"], "rows": rows, "values": data["values"]}
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"stored benchmark {path} is not a benchmark record: {err!r}") from err
 
 
 def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
@@ -315,6 +278,15 @@ def run_analysis(name: str, force=False, root=None) -> dict:
     return summary
 
 
+def _clean_orphans(name: str, root) -> None:
+    """Remove what a killed reproduction left: temporary files beside the files it writes."""
+    folder = results_dir(root)
+    clean_orphans(folder, "README.md")
+    runs = EXPERIMENTS[name].runs() if name in EXPERIMENTS else []
+    for target in ["summary.json", *(_params_path(folder, r.label).name for r in runs if r.keep)]:
+        clean_orphans(folder / name, target)
+
+
 def reproduce(name: str, force=False, device="auto", root=None, progress=True):
     """Produce (or reuse) the stored result ``name``; see :func:`names`.
 
@@ -322,6 +294,7 @@ def reproduce(name: str, force=False, device="auto", root=None, progress=True):
     stored summary, so the numbers there always come from the stored results.
     """
     _checks.choice("name", name, names())
+    _clean_orphans(name, root)
     if name in ANALYSES:
         summary = run_analysis(name, force=force, root=root)
     else:
@@ -330,77 +303,15 @@ def reproduce(name: str, force=False, device="auto", root=None, progress=True):
     return summary
 
 
-def _error_cells(finals: list[dict]) -> str:
-    cells = []
-    for key in ("test_error_sample", "test_error_mf", "test_error_mean"):
-        vals = [f[key] for f in finals if key in f]
-        if not vals:
-            cells.append("–")
-        elif len(vals) == 1:
-            cells.append(f"{100 * vals[0]:.2f}%")
-        else:
-            cells.append(f"{100 * np.mean(vals):.2f}% ± {100 * np.std(vals):.2f}%")
-    return " | ".join(cells)
-
-
 def write_index(root=None) -> Path:
-    """A markdown table of every stored experiment (generated; do not edit by hand)."""
-    lines = [
-        "# Stored results",
-        "",
-        "Generated by `python -m mfbook reproduce NAME` from the `summary.json` files in this",
-        "folder; do not edit by hand. Test errors at the last epoch: mean ± standard deviation",
-        "over seeds.",
-        "",
-        "| experiment | runs | one sampled sub-network | noisy mean-field | mean network "
-        "| train time per run (s) | device |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """The results index ``README.md``: a markdown table of every stored result (generated)."""
+    stored = []
     for name, exp in EXPERIMENTS.items():
-        try:
-            s = load_summary(name, root)
-        except (FileNotFoundError, ValueError):
-            continue
-        env = s["environment"]
-        device = env.get("gpu", f"{env['device']} ({env['cpu_threads']} threads)")
-        groups = (
-            [(f"{name} {label}", [r]) for label, r in s["runs"].items()]
-            if exp.n_train_sweep
-            else [(name, list(s["runs"].values()))]
-        )
-        for title, runs in groups:
-            secs = np.mean([r["train_seconds"] for r in runs])
-            cells = _error_cells([r["final"] for r in runs])
-            lines.append(f"| {title} | {len(runs)} | {cells} | {secs:.0f} | {device} |")
-    try:
-        c = load_summary("credit", root)
-        lines += ["", "## Credit assignment (paper preset, seed 0)", ""]
-        lines += ["| layer | VIP | UIP | variable |", "|---|---|---|---|"]
-        for l, f in enumerate(c["fractions"]):
-            lines.append(
-                f"| {l + 1} | {100 * f['vip']:.1f}% | {100 * f['uip']:.1f}% "
-                f"| {100 * f['variable']:.1f}% |"
-            )
-    except (FileNotFoundError, ValueError):
-        pass
-    try:
-        e = load_summary("entropy", root)
-        lines += ["", "## Mean entropy per connection, by layer (deep sweep)", ""]
-        lines += [
-            "| training images | "
-            + " | ".join(
-                f"layer {l + 1}"
-                for l in range(len(next(iter(e["runs"].values()))["layer_entropy"]))
-            )
-            + " |"
-        ]
-        lines += ["|---" * (1 + len(next(iter(e["runs"].values()))["layer_entropy"])) + "|"]
-        for r in e["runs"].values():
-            cells = " | ".join(f"{v:.3f}" for v in r["layer_entropy"])
-            lines.append(f"| {r['n_train']} | {cells} |")
-    except (FileNotFoundError, ValueError):
-        pass
-    path = results_dir(root) / "README.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            stored.append((name, load_summary(name, root), bool(exp.n_train_sweep)))
+    analyses = {}
+    for name in ("credit", "entropy"):
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            analyses[name] = load_summary(name, root)
+    text = render_index(stored, analyses.get("credit"), analyses.get("entropy"))
+    return atomic_write(results_dir(root) / "README.md", text)

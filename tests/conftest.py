@@ -34,12 +34,12 @@ def gen():
 def _can_build_kernels() -> bool:
     import sys
 
-    from mfbook import kernels
+    from mfbook.fast import kernels
 
     return sys.platform.startswith("linux") and kernels._compiler() is not None
 
 
-#: Tests of the fused CPU kernels (mfbook.kernels) need a C++ compiler to build them.
+#: Tests of the fused CPU kernels (mfbook.fast.kernels) need a C++ compiler to build them.
 needs_kernels = pytest.mark.skipif(
     not _can_build_kernels(), reason="no C++ compiler: the fused kernels cannot be built"
 )

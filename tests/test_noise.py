@@ -1,5 +1,5 @@
-"""The eps generator (mfbook.fast.noise): exact Box-Muller of its bits, normal statistics, one key per
-draw from the torch generator, every dtype and layout, clear errors."""
+"""The eps generator (mfbook.fast.noise): exact Box-Muller of its bits, normal statistics, one
+key per draw from the torch generator, every dtype and layout, clear errors."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Reliability: numerical safety (property-based), and runs killed mid-way that resume exactly."""
+"""Reliability: numerical safety (property-based), runs killed mid-way that resume exactly, and
+files written atomically, never through a symbolic link."""
 
 import json
 import signal
@@ -11,8 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfbook import gbp
-from mfbook.checkpoint import load_checkpoint
+from mfbook import assignments, gbp
+from mfbook.checkpoint import REQUIRED, load_checkpoint, save_checkpoint
+from mfbook.cli import write_history
 from mfbook.nn import MeanFieldMLP
 from mfbook.train import preset, train
 
@@ -115,3 +117,65 @@ def test_killed_run_resumes_bit_identically(tmp_path, sig):
     state = load_checkpoint(ckpt)
     for key, value in reference.model.state_dict().items():
         assert torch.equal(state["model"][key], value), key
+
+
+# --- files written atomically, never through a link ---------------------------------------------
+
+
+def _state() -> dict:
+    return dict.fromkeys(REQUIRED, 0) | {"model": {"w": torch.ones(2)}}
+
+
+def _grades(folder, name):
+    (folder / "no-submissions").mkdir(exist_ok=True)
+    assignments.grade_folder(folder / "no-submissions", csv_path=folder / name)
+
+
+# writer name -> (the file it writes, write(folder, that file's name))
+WRITERS = {
+    "checkpoint": ("checkpoint.pt", lambda d, n: save_checkpoint(d / n, **_state())),
+    "history": ("history.json", lambda d, n: write_history(d, {"epoch": [1, 2]})),
+    "student notebook": (
+        "01_spike_slab.ipynb",
+        lambda d, n: assignments.generate_student(assignments.MASTERS / n, d / n),
+    ),
+    "grades": ("grades.csv", _grades),
+}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_writers_leave_only_their_file(tmp_path, writer):
+    name, write = WRITERS[writer]
+    write(tmp_path, name)
+    assert (tmp_path / name).is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_writers_refuse_a_symlink_and_keep_its_file(tmp_path, writer):
+    name, write = WRITERS[writer]
+    victim = tmp_path / "victim"
+    victim.write_text("not to be overwritten")
+    (tmp_path / name).symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        write(tmp_path, name)
+    assert victim.read_text() == "not to be overwritten"
+    assert (tmp_path / name).is_symlink()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_history_json_is_the_runs_history(tmp_path):
+    history = {"epoch": [1, 2], "test_error_mean": [0.5, 0.25]}
+    path = write_history(tmp_path / "new-run", history)
+    assert path == tmp_path / "new-run" / "history.json"
+    assert json.loads(path.read_text()) == history
+
+
+def test_a_save_removes_what_a_killed_save_left(tmp_path):
+    orphans = [".checkpoint.pt.x8k2m1qa.tmp", "checkpoint.pt.a1b2c3d4.tmp"]  # new and old names
+    others = ["other.pt", ".other.pt.x8k2m1qa.tmp", "notes.tmp"]
+    for name in orphans + others:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "checkpoint.pt", **_state())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["checkpoint.pt", *others])
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["model"]["w"].tolist() == [1.0, 1.0]

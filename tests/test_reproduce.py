@@ -100,6 +100,49 @@ def test_corrupted_stored_results_give_clear_errors(tiny):
         reproduce.load_summary("nope", root=tiny)
 
 
+def test_a_reproduction_removes_what_a_killed_one_left(tiny):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    orphans = {
+        tiny: [".README.md.k2j4l5m6.tmp"],
+        tiny / "tiny": [".summary.json.abc_1234.tmp", ".seed0.npz.x8k2m1qa.tmp"],
+    }
+    for folder, names in orphans.items():
+        for name in names:
+            (folder / name).write_bytes(b"half a file")
+    (tiny / "tiny" / "notes.txt").write_text("mine")
+    reproduce.reproduce("tiny", root=tiny, progress=False)  # reused, and the leftovers go
+    assert sorted(p.name for p in (tiny / "tiny").iterdir()) == [
+        "notes.txt",
+        "seed0.npz",
+        "summary.json",
+    ]
+    assert not any(p.name.endswith(".tmp") for p in tiny.iterdir())
+
+
+# stored-result writer -> (the file it writes, write(folder, that file's name))
+RESULT_WRITERS = {
+    "summary": ("summary.json", lambda d, n: reproduce._write_json(d / n, {"name": "x"})),
+    "params": ("seed0.npz", lambda d, n: reproduce.save_params(d / n, torch.nn.Linear(3, 2))),
+    "index": ("README.md", lambda d, n: reproduce.write_index(d)),
+}
+
+
+@pytest.mark.parametrize("writer", list(RESULT_WRITERS))
+def test_result_writers_refuse_a_symlink_and_keep_its_file(tiny, writer):
+    name, write = RESULT_WRITERS[writer]
+    tiny.mkdir()
+    assert write(tiny, name) == tiny / name  # a plain file is written
+    assert sorted(p.name for p in tiny.iterdir()) == [name]
+    victim = tiny / "victim"
+    victim.write_text("not to be overwritten")
+    (tiny / name).unlink()
+    (tiny / name).symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        write(tiny, name)
+    assert victim.read_text() == "not to be overwritten" and (tiny / name).is_symlink()
+    assert sorted(p.name for p in tiny.iterdir()) == sorted([name, "victim"])
+
+
 def test_cli_trains_a_preset(tmp_path):
     env = dict(os.environ, MFBOOK_OFFLINE="1")
     out = tmp_path / "run"

@@ -30,11 +30,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from mfbook.io import atomic_target
 
 SOURCE = Path(__file__).with_name("_kernels.cpp")
 # -march=native: the vector instructions of this CPU (the library is cached per CPU, below);
@@ -115,23 +116,20 @@ def build(force: bool = False, quiet: bool = False) -> Path:
         raise RuntimeError(f"no C++ compiler found ({os.environ.get('CXX', 'c++')})")
     out = library_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / ".lock", "w") as lock:
+    lock = os.open(out.parent / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if out.exists() and not force:
             return out
         if not quiet:
-            print("mfbook: compiling the fused CPU kernels (once, about 20 s)", file=sys.stderr)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-        os.close(fd)
-        try:
-            done = subprocess.run(compile_command(Path(tmp), compiler), capture_output=True)
+            print("mfbook: compiling the fused CPU kernels (once, under a minute)", file=sys.stderr)
+        with atomic_target(out) as tmp:  # a reader never sees half a library
+            done = subprocess.run(compile_command(tmp, compiler), capture_output=True)
             if done.returncode != 0:
                 msg = done.stderr.decode(errors="replace").strip()[-2000:]
                 raise RuntimeError(f"the C++ compiler failed:\n{msg}")
-            os.replace(tmp, out)  # atomic: a reader never sees half a library
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    finally:
+        os.close(lock)
     return out
 
 

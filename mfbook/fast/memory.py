@@ -1,11 +1,14 @@
 """Keep freed memory in the process instead of returning it to the system after every step.
 
+:class:`mfbook.optim.MeanFieldAdam` calls :func:`keep_freed_memory` when it is built: a process
+that builds an optimiser trains.
+
 A gBP step allocates and frees more large tensors than a plain-backprop step: the weight moments,
 their gradients and the variance path, a few MB each at width 1000. With glibc's default
 settings, freeing them returns the pages to the system (the heap is trimmed as soon as 2x the
 largest recent block lies free at its top), and the next step's tensors fault fresh, zeroed pages
-back in: about 5,700 page faults, 10-15 ms of a 70 ms step at 784-1000-1000-10 on 2 cores, while
-plain backprop's fewer tensors stay below the threshold and fault none.
+back in, thousands per step at width 1000 (the performance appendix measures it), while plain
+backprop's fewer tensors stay below the threshold and fault none.
 
 :func:`keep_freed_memory` fixes glibc's two thresholds once per process: blocks up to
 ``MMAP_THRESHOLD`` come from the heap, and up to ``TRIM_THRESHOLD`` of free memory at the top of

@@ -1,12 +1,13 @@
 """The noise eps of the noisy mean-field forward pass (chapters 3-4): standard normal numbers.
 
 A gBP step needs one eps per example and unit, z = G + eps * Delta. On a GPU they come from
-torch's own generator. On the CPU, torch draws one number at a time from a Mersenne twister,
-about 5 ns each on a laptop core: at width 100 that costs as much as the whole plain forward
-pass. Here, instead, each call takes ONE 64-bit key from the torch generator and computes the
-numbers from (key, position) with a counter-based generator (SplitMix64 words, Box-Muller),
-vectorised (:mod:`mfbook.fast._noise_kernels`): about 2 ns per number on one core, and split
-between torch's threads where :mod:`mfbook.fast.kernels` is built (the same numbers).
+torch's own generator. On the CPU, torch draws one number at a time from a Mersenne twister:
+at width 100 that costs as much as the whole plain forward pass. Here, instead, each call takes
+ONE 64-bit key from the torch generator and computes the numbers from (key, position) with a
+counter-based generator (SplitMix64 words, Box-Muller), vectorised
+(:mod:`mfbook.fast._noise_kernels`) and split between torch's threads where
+:mod:`mfbook.fast.kernels` is built (the same numbers either way). The performance appendix
+measures the difference.
 
 The torch generator stays the only source of randomness: the same seed gives the same eps, its
 state is what a checkpoint saves, and drawing advances it by one number whatever the size.
@@ -74,7 +75,7 @@ def standard_normal(*shape: int, generator=None, dtype=torch.float32, device="cp
 
 def block_source(generator) -> tuple[int, int] | None:
     """For a fused kernel that computes the eps of one CPU draw itself instead of reading them
-    (:func:`mfbook.gbp.noisy_layer`): (key, address of the C function
+    (:func:`mfbook.fast.layer.noisy_layer`): (key, address of the C function
     ``_noise_kernels.fill_block_c``), the key drawn from ``generator`` exactly as
     :func:`standard_normal` draws it, so the numbers are the same. None (nothing drawn) for a
     generator that is not on the CPU."""

@@ -1,0 +1,142 @@
+"""Atomic file writes: every file the package writes goes through this module.
+
+A checkpoint, a stored result (``summary.json``, the ``.npz`` parameters, the results index), the
+MNIST cache and downloads, a training history, a generated student notebook, a grades table and
+the compiled kernel library are all written the same way:
+
+1. into a new temporary file beside the target (same folder, so the rename below stays on one
+   file system), named ``.<name>.<random>.tmp``;
+2. flushed to disk (``fsync``) and given the permissions ``open()`` would give a new file
+   (``0o666`` less the umask, not the owner-only ``0o600`` of ``tempfile.mkstemp``);
+3. renamed over the target with ``os.replace``, and the folder is synced too.
+
+A reader therefore sees either the old file or the whole new one, never half a file, and a
+writer that fails removes its temporary file. A writer killed outright (``SIGKILL``, a power cut)
+may leave one behind; :func:`clean_orphans` removes those at the start of the next run.
+
+A target that is a symbolic link is refused before anything is written: the package never writes
+to or through a link (which could point anywhere, e.g. at a file of another user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_target", "atomic_write", "clean_orphans"]
+
+_TMP_SUFFIX = ".tmp"
+# the random part of a tempfile.mkstemp name (its characters, not its length: that may change)
+_RANDOM = "[a-z0-9_]+"
+
+
+def _refuse_symlink(path: Path) -> None:
+    if path.is_symlink():
+        raise OSError(
+            errno.ELOOP,
+            f"refusing to write through a symbolic link (it points to {os.readlink(path)!r}); "
+            "remove the link or choose another path",
+            os.fspath(path),
+        )
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (threads stay safe)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some file systems refuse fsync on a folder
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    Write the file at the yielded path (an empty file already exists there; a tool such as a
+    compiler may also replace it). On normal exit the file is synced, given the usual
+    permissions and renamed over ``path``; on an exception it is removed and the exception goes
+    on. Raises ``OSError`` (``errno.ELOOP``), before anything is written, if ``path`` is a
+    symbolic link. Missing parent folders are created.
+    """
+    path = Path(path)
+    _refuse_symlink(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
+        _refuse_symlink(path)  # again: it may have become a link while the file was written
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_target`) and return the path.
+
+    ``data`` is ``bytes``, a ``str`` (written as UTF-8, newlines unchanged) or a callable
+    ``write(f)`` that writes into the binary file object ``f`` (e.g. ``torch.save(obj, f)``).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, bytes | bytearray | memoryview) and not callable(data):
+        raise TypeError(f"data must be bytes, str or a callable, got {type(data).__name__}")
+    path = Path(path)
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
+    return path
+
+
+def clean_orphans(folder: str | os.PathLike, name: str) -> int:
+    """Remove the temporary files a killed writer left beside ``folder / name``; how many.
+
+    Only names of the form ``.<name>.<random>.tmp`` (and ``<name>.<random>.tmp``, the form
+    checkpoints used to have) are removed, never the target itself nor another target's files.
+    Call it when no other process is writing ``name``, e.g. at the start of a run.
+    """
+    pattern = re.compile(rf"\.?{re.escape(name)}\.{_RANDOM}{re.escape(_TMP_SUFFIX)}")
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
