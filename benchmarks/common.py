@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from mfbook.io import atomic_write
 from mfbook.reproduce import environment
 
 
@@ -50,7 +50,8 @@ def row(case: str, gbp_s: float, plain_s: float, target: float | None) -> str:
 
 
 class Report:
-    """Prints each measurement as it comes and keeps it for a JSON file (read by chapter 4)."""
+    """Prints each measurement as it comes and keeps it for a JSON file (the performance
+    appendix reads it)."""
 
     def __init__(self, device: torch.device):
         self.data = {"environment": environment(device), "rows": [], "values": {}}
@@ -77,4 +78,4 @@ class Report:
 
     def save(self, path) -> None:
         if path:
-            Path(path).write_text(json.dumps(self.data, indent=1) + "\n")
+            atomic_write(path, json.dumps(self.data, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """``make bench``: every CPU benchmark, printed as ratios against plain backprop in the same run.
 
-The numbers also go to benchmarks/results/cpu-*.json, which chapter 4 reads.
+The numbers also go to benchmarks/results/cpu-*.json, which the performance appendix reads.
 """
 
 import subprocess
