@@ -24,12 +24,13 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_target", "atomic_write", "clean_orphans"]
+__all__ = ["atomic_target", "atomic_write", "clean_orphans", "recover_folder", "staged_folder"]
 
 _TMP_SUFFIX = ".tmp"
 # the random part of a tempfile.mkstemp name (its characters, not its length: that may change)
@@ -140,3 +141,46 @@ def clean_orphans(folder: str | os.PathLike, name: str) -> int:
                 os.unlink(entry.path)
                 removed += 1
     return removed
+
+
+def _swap_names(target: Path) -> tuple[Path, Path]:
+    return target.with_name(f".{target.name}.staging"), target.with_name(f".{target.name}.old")
+
+
+def recover_folder(target: str | os.PathLike) -> None:
+    """Finish or undo a :func:`staged_folder` swap that was interrupted between its two renames:
+    the old folder comes back if the new one never arrived; a leftover staging folder goes."""
+    target = Path(target)
+    staging, old = _swap_names(target)
+    if old.is_dir() and not target.exists():
+        old.rename(target)
+    if old.is_dir():
+        shutil.rmtree(old)
+    if staging.is_dir():
+        shutil.rmtree(staging)
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; on success it takes ``target``'s place.
+
+    Every file of a result is written into the staging folder; only when all of them are
+    complete does the folder replace the old one (two renames: the old folder aside, the new
+    one in). An exception leaves the old folder as it was and removes the staging folder, so
+    new files are never paired with old ones. Call :func:`recover_folder` first after a crash.
+    """
+    target = Path(target)
+    _refuse_symlink(target)
+    recover_folder(target)
+    staging, old = _swap_names(target)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(target.parent)

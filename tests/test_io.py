@@ -224,3 +224,25 @@ def test_clean_orphans_removes_what_a_killed_writer_left(tmp_path):
     assert path.read_text() == "{}"  # the target was never touched
     assert clean_orphans(tmp_path, "summary.json") == 1
     assert names(tmp_path) == ["summary.json"]
+
+
+def test_a_staged_folder_replaces_the_old_one_only_when_complete(tmp_path):
+    from mfbook.io import recover_folder, staged_folder
+
+    target = tmp_path / "result"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(target) as staging:
+        (staging / "new.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+    with staged_folder(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    # a crash between the two renames: the old folder aside, the new one never arrived
+    target.rename(tmp_path / ".result.old")
+    (tmp_path / ".result.staging").mkdir()
+    recover_folder(target)
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]

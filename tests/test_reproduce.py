@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from mfbook import reproduce
+from mfbook import fingerprint, reproduce
+from mfbook._params_file import read_params
 from mfbook.train import PRESETS, preset
 
 TINY = preset("smoke").replace(name="tiny", epochs=1, n_train=600, n_test=300)
@@ -68,29 +69,32 @@ def test_credit_analysis_reads_the_stored_model(tiny):
 
 def test_sweep_and_entropy_analysis(tiny):
     s = reproduce.reproduce("sweep", root=tiny, progress=False)
-    assert set(s["runs"]) == {"n300", "n600"}
-    assert s["runs"]["n600"]["config"]["n_train"] == 600
+    assert set(s["runs"]) == {"n300-s0", "n600-s0"}
+    assert s["runs"]["n600-s0"]["config"]["n_train"] == 600
     assert sorted(p.name for p in (tiny / "sweep").iterdir()) == [
-        "n300.npz",
-        "n600.npz",
+        "n300-s0.npz",
+        "n600-s0.npz",
         "summary.json",
     ]
-    model = reproduce.load_model("sweep", root=tiny, run="n600")
+    model = reproduce.load_model("sweep", root=tiny, run="n600-s0")
     assert model.sizes == list(TINY.sizes)
     e = reproduce.reproduce("entropy", root=tiny)
     assert [r["n_train"] for r in e["runs"].values()] == [300, 600]
     assert all(len(r["layer_entropy"]) == len(TINY.sizes) - 1 for r in e["runs"].values())
     index = (tiny / "README.md").read_text()
-    assert "| sweep n300 | 1 |" in index and "| 600 |" in index
+    assert "| sweep n300-s0 | 1 |" in index and "| 600 |" in index
     with pytest.raises(ValueError, match="no stored parameters for run 'n900'"):
         reproduce.load_model("sweep", root=tiny, run="n900")
 
 
 def test_corrupted_stored_results_give_clear_errors(tiny):
     reproduce.reproduce("tiny", root=tiny, progress=False)
-    (tiny / "tiny" / "seed0.npz").write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="corrupted"):
+    path = tiny / "tiny" / "seed0.npz"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"seed0.npz is not the one tiny wrote \(its sha256"):
         reproduce.load_model("tiny", 0, root=tiny)
+    with pytest.raises(ValueError, match="corrupted"):  # even where the hash was recorded so
+        read_params(path, {}, fingerprint.sha256(path), "tiny")
     (tiny / "tiny" / "summary.json").write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         reproduce.load_summary("tiny", root=tiny)
@@ -185,3 +189,66 @@ def test_stored_benchmarks_load_and_bad_ones_are_named(tmp_path):
     (tmp_path / "torn.json").write_text('{"rows": [')
     with pytest.raises(ValueError, match="torn.json is not a benchmark record"):
         reproduce.load_benchmark("torn", root=tmp_path)
+
+
+# --- fingerprints, file hashes and staged writes ---------------------------------------------
+def test_a_result_records_its_numerics_and_file_hashes(tiny):
+    s = reproduce.reproduce("tiny", root=tiny, progress=False)
+    assert set(s["numerics"]) == {"fingerprint", "kernels", "threads", "torch", "cpu"}
+    assert s["files"] == {"seed0.npz": fingerprint.sha256(tiny / "tiny" / "seed0.npz")}
+    assert reproduce.stale_reason("tiny", root=tiny) is None
+
+
+def test_changed_numerics_make_a_result_stale(tiny, monkeypatch):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    real = fingerprint._tiny_run
+
+    def other_numbers(method, h):
+        real(method, h)
+        h.update(b"a rounding changed")
+
+    monkeypatch.setattr(fingerprint, "_tiny_run", other_numbers)
+    reproduce._numerics_problem.cache_clear()
+    reason = reproduce.stale_reason("tiny", root=tiny)
+    assert reason.startswith("stored result tiny: its numerics fingerprint")
+    assert not reproduce.is_current("tiny", root=tiny)
+    reproduce._numerics_problem.cache_clear()
+
+
+@pytest.mark.parametrize("change", ["untrained", "deleted", "missing record"])
+def test_a_replaced_or_deleted_parameter_file_is_named(tiny, change):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    path = tiny / "tiny" / "seed0.npz"
+    if change == "untrained":  # the same shape, the initial parameters
+        reproduce.save_params(path, reproduce.build_model(TINY, seed=0))
+    elif change == "deleted":
+        path.unlink()
+    else:
+        summary = json.loads((tiny / "tiny" / "summary.json").read_text())
+        del summary["files"]
+        (tiny / "tiny" / "summary.json").write_text(json.dumps(summary))
+    reason = reproduce.stale_reason("tiny", root=tiny)
+    assert reason.startswith("stored result tiny:")
+    assert ("file hashes" in reason) if change == "missing record" else (str(path) in reason)
+    error = FileNotFoundError if change == "deleted" else ValueError
+    with pytest.raises(error, match="seed0.npz"):
+        reproduce.load_model("tiny", 0, root=tiny)
+
+
+def test_an_interrupted_reproduce_leaves_the_old_result_whole(tiny, monkeypatch):
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    folder = tiny / "tiny"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_train = reproduce.train
+
+    def killed_at_seed_1(config, **kw):
+        if kw["seed"] == 1:
+            raise KeyboardInterrupt
+        return real_train(config, **kw)
+
+    monkeypatch.setattr(reproduce, "train", killed_at_seed_1)
+    PRESETS["tiny"] = TINY.replace(lr=0.05)  # stale: seed 0 is trained anew, then the kill
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.reproduce("tiny", root=tiny, progress=False, force=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # old files, all of them
+    assert sorted(p.name for p in tiny.iterdir() if p.name.startswith(".")) == []

@@ -86,7 +86,7 @@ def compile_command(out: Path, compiler: str = "c++") -> list[str]:
     return [*cmd, "-lc10", "-ltorch_cpu"]
 
 
-def _cpu() -> str:
+def cpu_description() -> str:
     """The CPU's model and instruction-set flags (Linux), which -march=native compiles for."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -98,7 +98,8 @@ def _cpu() -> str:
 def library_path() -> Path:
     """The cached library for this source, torch, Python, compiler flags and CPU."""
     h = hashlib.sha256(SOURCE.read_bytes())
-    for part in (torch.__version__, sys.version, platform.machine(), " ".join(FLAGS), _cpu()):
+    parts = (torch.__version__, sys.version, platform.machine(), " ".join(FLAGS))
+    for part in (*parts, cpu_description()):
         h.update(part.encode())
     return cache_dir() / f"mfbook_kernels-{h.hexdigest()[:16]}.so"
 

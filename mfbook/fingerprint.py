@@ -1,0 +1,134 @@
+"""What a stored result was computed with: its numerics and its files (chapters 4-6).
+
+A stored result is current only if today's code would compute the same numbers, and its files
+are the ones it wrote. Two records in every ``summary.json`` say so:
+
+* ``"numerics"``: :func:`numerics`, the hash of the parameters and test outputs after a few
+  steps of a fixed tiny run of each method, computed by the package's own training step and
+  evaluation, with the fused CPU kernels on or off as the experiment ran. It changes when, and
+  only when, the arithmetic of a training run changes (the formulas, their rounding, the noise
+  generator, the optimiser), not when a comment does. Matrix products may round differently on
+  another CPU, another torch or another number of threads, so the record names all three; the
+  fingerprint is recomputed with the recorded threads, and :func:`numerics_problem` compares it
+  only where the CPU and torch are the same.
+* ``"files"``: the sha256 of every parameter file of the experiment (:func:`file_hashes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+import torch
+
+from mfbook.config import TrainConfig
+from mfbook.fast import kernels
+from mfbook.loop import build_model, make_optimizer, training_step
+
+#: The tiny run: the paper's layer widths, one batch of random images, three steps.
+_SIZES, _BATCH, _STEPS = (784, 100, 100, 10), 500, 3
+
+
+def _cpu() -> str:
+    """A short hash of the CPU's model and instruction sets (what products may depend on)."""
+    return hashlib.sha256(kernels.cpu_description().encode()).hexdigest()[:12]
+
+
+def _tiny_run(method: str, h) -> None:
+    """Three training steps and one evaluation of ``method``, hashed into ``h``."""
+    config = TrainConfig(method=method, sizes=_SIZES, batch_size=_BATCH)
+    model = build_model(config, seed=0)
+    opt = make_optimizer(model, config)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(_BATCH, _SIZES[0], generator=gen)
+    y = torch.randint(0, _SIZES[-1], (_BATCH,), generator=gen)
+    noise = torch.Generator().manual_seed(2)
+    for _ in range(_STEPS):
+        h.update(training_step(model, x, y, opt, None, noise).numpy().tobytes())
+    with torch.no_grad():  # what train() evaluates after each epoch
+        if method == "gbp":
+            outputs = [*model.mean_and_mf_logits(x, noise), model.sample_network(noise)(x)]
+        else:
+            outputs = [model.logits(x)]
+    for t in [*model.state_dict().values(), *outputs]:
+        h.update(t.detach().contiguous().numpy().tobytes())
+
+
+def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dict:
+    """The numerics fingerprint of this installation, with the fused kernels as they are
+    (``use_kernels=None``), or forced off (False) or on (True, where they can be built), and
+    torch's current number of threads, or ``threads``."""
+    on = kernels.load() if use_kernels is None else bool(use_kernels)
+    before = torch.get_num_threads()
+    threads = before if threads is None else int(threads)
+    if on and not kernels.load():
+        raise RuntimeError(f"the fused kernels are needed but unavailable: {kernels.status()}")
+    h = hashlib.sha256()
+    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
+        if not on:
+            stack.enter_context(kernels.disabled())
+        torch.set_num_threads(threads)
+        try:
+            for method in ("gbp", "bp"):
+                _tiny_run(method, h)
+        finally:
+            torch.set_num_threads(before)
+    return {
+        "fingerprint": h.hexdigest()[:16],
+        "kernels": on,
+        "threads": threads,
+        "torch": torch.__version__,
+        "cpu": _cpu(),
+    }
+
+
+def numerics_problem(recorded: dict | None) -> str | None:
+    """Why the ``recorded`` numerics differ from today's (a sentence), or None if they agree.
+
+    Raises :class:`NotComparable` where today's cannot be computed alike: another torch or CPU,
+    or kernels recorded on and unavailable here."""
+    if not isinstance(recorded, dict) or "fingerprint" not in recorded:
+        return "it records no numerics fingerprint"
+    for key, here in (("torch", torch.__version__), ("cpu", _cpu())):
+        if recorded.get(key) != here:
+            raise NotComparable(f"it was computed with {key} {recorded.get(key)}, this is {here}")
+    if recorded.get("kernels") and not kernels.load():
+        raise NotComparable(f"it was computed with the fused kernels: {kernels.status()}")
+    now = numerics(bool(recorded.get("kernels")), recorded.get("threads"))
+    if now["fingerprint"] != recorded["fingerprint"]:
+        return (
+            f"its numerics fingerprint {recorded['fingerprint']} is not today's "
+            f"{now['fingerprint']}: the code computes other numbers now"
+        )
+    return None
+
+
+class NotComparable(RuntimeError):
+    """Today's numerics cannot be computed as the recorded ones were (another CPU or torch)."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hashes(folder: Path, names) -> dict[str, str]:
+    """{name: sha256} of the files ``names`` in ``folder``."""
+    return {name: sha256(Path(folder) / name) for name in sorted(names)}
+
+
+def files_problem(folder: Path, recorded: dict | None) -> str | None:
+    """Which file of ``folder`` is missing or differs from its ``recorded`` sha256, or None."""
+    if not isinstance(recorded, dict):
+        return "it records no file hashes"
+    for name, digest in sorted(recorded.items()):
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"its file {path} is missing"
+        if sha256(path) != digest:
+            return f"its file {path} is not the one it wrote (sha256 differs)"
+    return None
