@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from mfbook import _checks
 
 METHODS = ("gbp", "bp")
+DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,15 @@ class TrainConfig:
     epochs: int = 200
     lr: float = 0.1
     lr_halve_every: int = 20
-    weight_decay: float = 1e-4  # decoupled, on m and xi (gbp) or w (bp); never on pi
+    weight_decay: float = 1e-4  # decoupled, on m and xi (gbp) or w (bp); on pi if decay_pi
+    decay_pi: bool = False  # the 2022 version of the authors' code decays pi too
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     reset_adam_each_epoch: bool = True
     m_var: float = 2 / 784
     xi_max: float = 0.01
     pi_init: float = 0.0
+    dtype: str = "float32"  # of the parameters and data; float64 runs the reference gBP
     notes: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -52,6 +55,18 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not (0 <= self.weight_decay < 1):
             raise ValueError(f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
+        _checks.choice("dtype", self.dtype, DTYPES)
+        for i, size in enumerate(self.sizes):
+            _checks.positive_int(f"sizes[{i}]", size)
+        betas = self.adam_betas
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {betas!r}")
+        finite = {"adam_eps": self.adam_eps, "m_var": self.m_var, "xi_max": self.xi_max}
+        for name, value in finite.items():
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not 0 <= self.pi_init <= 1:
+            raise ValueError(f"pi_init must lie in [0, 1], got {self.pi_init!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -98,6 +113,15 @@ PRESETS: dict[str, TrainConfig] = {
         method="bp",
         notes="ordinary backprop of the same plain network on the same data and optimiser",
     ),
+    "paper_2022": TrainConfig(
+        name="paper_2022",
+        epochs=100,
+        lr_halve_every=100,
+        reset_adam_each_epoch=False,
+        decay_pi=True,
+        notes="the protocol of the 2022 version of the authors' code: lr 0.1 for all 100 epochs, "
+        "one Adam state for the whole run, decoupled weight decay on pi too",
+    ),
     "full": TrainConfig(
         name="full",
         sizes=(784, 400, 400, 10),
@@ -123,6 +147,6 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 def preset(name: str) -> TrainConfig:
-    """A named configuration: ``paper``, ``paper_bp``, ``full`` or ``smoke``."""
+    """A named configuration: ``paper``, ``paper_bp``, ``paper_2022``, ``full`` or ``smoke``."""
     _checks.choice("preset", name, tuple(PRESETS))
     return PRESETS[name]

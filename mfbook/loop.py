@@ -27,11 +27,16 @@ class TrainingDiverged(RuntimeError):
 def build_model(config: TrainConfig, seed: int) -> torch.nn.Module:
     """The model of ``config``, initialised on the CPU from ``seed`` (identical on every device)."""
     gen = torch.Generator().manual_seed(seed)
+    dtype = getattr(torch, config.dtype)
     if config.method == "bp":
-        model = PlainMLP(config.sizes, m_var=config.m_var)
+        model = PlainMLP(config.sizes, m_var=config.m_var, dtype=dtype)
     else:
         model = MeanFieldMLP(
-            config.sizes, m_var=config.m_var, xi_max=config.xi_max, pi_init=config.pi_init
+            config.sizes,
+            m_var=config.m_var,
+            xi_max=config.xi_max,
+            pi_init=config.pi_init,
+            dtype=dtype,
         )
     model.reset_parameters(gen)
     return model
@@ -47,6 +52,7 @@ def make_optimizer(model, config: TrainConfig, lr=None, capturable: bool = False
         betas=config.adam_betas,
         eps=config.adam_eps,
         weight_decay=config.weight_decay,
+        decay_pi=config.decay_pi,
         capturable=capturable,
     )
 

@@ -28,14 +28,20 @@ from mfbook.fast import update as fast_update
 from mfbook.nn import PI_BOUNDS, XI_BOUNDS, MeanFieldLinear
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """One group per kind of parameter, as in the authors' code: pi (no decay, clipped to
-    [0, 1]), m (decayed, unbounded) and xi (decayed, >= 0) of every :class:`MeanFieldLinear`
-    of ``model``; a model without mean-field layers (plain backprop) gets one decayed group."""
+def param_groups(model: torch.nn.Module, weight_decay: float, decay_pi: bool = False) -> list:
+    """One group per kind of parameter, as in the authors' code: pi (clipped to [0, 1], decayed
+    only with ``decay_pi``), m (decayed, unbounded) and xi (decayed, >= 0) of every
+    :class:`MeanFieldLinear` of ``model``; a model without mean-field layers (plain backprop)
+    gets one decayed group."""
     layers = [mod for mod in model.modules() if isinstance(mod, MeanFieldLinear)]
     if not layers:
         return [{"params": list(model.parameters()), "mf_weight_decay": weight_decay}]
-    kinds = (("pi", 0.0, PI_BOUNDS), ("m", weight_decay, None), ("xi", weight_decay, XI_BOUNDS))
+    pi_decay = weight_decay if decay_pi else 0.0
+    kinds = (
+        ("pi", pi_decay, PI_BOUNDS),
+        ("m", weight_decay, None),
+        ("xi", weight_decay, XI_BOUNDS),
+    )
     return [
         {"params": [getattr(lay, k) for lay in layers], "mf_weight_decay": wd, "mf_bounds": b}
         for k, wd, b in kinds
@@ -55,7 +61,8 @@ class MeanFieldAdam(torch.optim.Adam):
     :class:`~mfbook.nn.MeanFieldLinear` layers), or a plain network for backprop, whose
     parameters are all decayed and none projected. ``lr``, ``betas``, ``eps`` as in
     ``torch.optim.Adam`` (``lr`` may be a 0-d tensor with ``capturable=True``, for CUDA graphs);
-    ``weight_decay`` is decoupled, never applied to pi. Defaults: the paper's protocol.
+    ``weight_decay`` is decoupled, applied to pi only with ``decay_pi`` (the 2022 version of the
+    authors' code). Defaults: the paper's protocol.
     Param groups (pi, m, xi) carry their decay and bounds as ``mf_weight_decay`` and
     ``mf_bounds``; ``state_dict`` / ``load_state_dict`` are torch's.
     """
@@ -68,13 +75,14 @@ class MeanFieldAdam(torch.optim.Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-4,
         *,
+        decay_pi: bool = False,
         capturable: bool = False,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not (0 <= weight_decay < 1 and math.isfinite(weight_decay)):
             raise ValueError(f"weight_decay must lie in [0, 1), got {weight_decay!r}")
-        for group in (groups := param_groups(model, weight_decay)):
+        for group in (groups := param_groups(model, weight_decay, decay_pi)):
             group.setdefault("mf_bounds", None)
         # fused: torch's one-kernel Adam wherever the CPU kernels do not apply (CUDA, float64)
         super().__init__(groups, lr=lr, betas=betas, eps=eps, fused=True, capturable=capturable)

@@ -72,6 +72,7 @@ SEEDS = (0, 1, 2, 3, 4)
 EXPERIMENTS = {
     "paper": Experiment("paper", SEEDS, keep_params=SEEDS),
     "paper_bp": Experiment("paper_bp", SEEDS, keep_params=SEEDS),
+    "paper_2022": Experiment("paper_2022", SEEDS, keep_params=SEEDS),
     "full": Experiment("full", (0,)),
     # Chapter 6: a deeper net (4 weight layers) at 10k-40k training images, 3 seeds per size.
     # The paper does not give its hidden widths; we keep the paper preset's 100 in all three.

@@ -113,8 +113,10 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     dev = resolve_device(device)
+    dtype = getattr(torch, config.dtype)
     x, y = load_mnist("train", n=config.n_train, root=data_root, device=dev)
     xt, yt = load_mnist("test", n=config.n_test, root=data_root, device=dev)
+    x, xt = x.to(dtype), xt.to(dtype)
     if config.sizes[0] != x.shape[1] or config.sizes[-1] != 10:
         raise ValueError(f"sizes must start with 784 and end with 10 for MNIST, got {config.sizes}")
 

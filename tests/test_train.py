@@ -205,6 +205,15 @@ def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path):
         ({"weight_decay": 2.0}, "weight_decay must lie in"),
         ({"n_train": 0}, "n_train must be positive"),
         ({"sizes": (784,)}, "sizes must have at least two entries"),
+        ({"sizes": (784, 0, 10)}, r"sizes\[1\] must be positive"),
+        ({"adam_betas": (0.9, 1.0)}, "adam_betas must be two numbers in"),
+        ({"adam_betas": (0.9,)}, "adam_betas must be two numbers in"),
+        ({"adam_eps": 0.0}, "adam_eps must be a positive finite number"),
+        ({"m_var": float("inf")}, "m_var must be a positive finite number"),
+        ({"m_var": -1.0}, "m_var must be a positive finite number"),
+        ({"xi_max": float("nan")}, "xi_max must be a positive finite number"),
+        ({"pi_init": 1.5}, r"pi_init must lie in \[0, 1\]"),
+        ({"dtype": "float16"}, "dtype must be one of"),
     ],
 )
 def test_bad_configs_are_named(changes, match):
@@ -258,3 +267,21 @@ def test_all_finite_sees_any_nan_or_inf(bad):
         if bad is not None:
             model.layers[1].xi[-1, -1] = bad
     assert all_finite(model) == (bad is None or bad == 3e38)
+
+
+def test_float64_runs_train_in_float64_on_the_reference_path():
+    result = train(SMOKE.replace(epochs=1, dtype="float64"), device="cpu", progress=False)
+    assert {p.dtype for p in result.model.parameters()} == {torch.float64}
+    assert 0 <= result.history["test_error_sample"][0] < 0.9
+
+
+def test_the_2022_protocol_keeps_adam_and_decays_pi():
+    config = preset("paper_2022")
+    assert (config.epochs, config.reset_adam_each_epoch, config.decay_pi) == (100, False, True)
+    assert {config.lr_at(e) for e in range(config.epochs)} == {0.1}  # a constant rate
+    model = build_model(config, seed=0)
+    from mfbook.loop import make_optimizer
+
+    pi_group = make_optimizer(model, config).param_groups[0]
+    assert pi_group["mf_weight_decay"] == config.weight_decay
+    assert make_optimizer(model, preset("paper")).param_groups[0]["mf_weight_decay"] == 0.0
