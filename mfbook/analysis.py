@@ -181,8 +181,24 @@ def perturbation_curves(
     return out
 
 
-def layer_entropy(model: MeanFieldMLP, n_samples: int = 200, seed: int = 0) -> list[float]:
-    """Mean per-connection entropy of every layer (chapter 6)."""
+def layer_entropy(
+    model: MeanFieldMLP,
+    n_samples: int | None = None,
+    seed: int = 0,
+    convention: str = "reference",
+) -> list[float]:
+    """Mean per-connection entropy of every layer (chapter 6), in the entropy ``convention`` of
+    chapter 1 (``SpikeSlab.entropy``; one of ``spike_slab.ENTROPY_CONVENTIONS``).
+
+    The default ``"reference"`` is the convention of the paper's entropy profile (chapter 1,
+    eq-ch01-entropy-reference); ``"box"`` lies about pi ln(1/b) per connection below it, so it
+    lowers layers with a large mean pi (eq-ch01-entropy-shift). ``n_samples`` Monte-Carlo draws
+    per connection (None: the convention's default, 100 for ``"reference"``) come from one
+    generator seeded with ``seed``, shared by the layers in order; ``"counting"`` is exact.
+    """
     _check_model(model)
     gen = torch.Generator().manual_seed(seed)
-    return [float(ss.entropy(n_samples, gen).mean()) for ss in model.spike_slabs()]
+    return [
+        float(ss.entropy(n_samples, gen, convention=convention).mean())
+        for ss in model.spike_slabs()
+    ]

@@ -10,17 +10,17 @@ Drawing every connection once gives one concrete, sparse network: a sub-network.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 
 from mfbook import _checks
 
-#: The entropy's box convention (chapters 1 and 6): the spike is a box of this width.
-SPIKE_BOX_WIDTH = 2e-4
-#: Below this slab variance a connection counts as deterministic in the entropy.
-XI_FLOOR = 1e-8
+# The entropy's conventions and constants live in mfbook.entropy (chapter 1); re-exported here.
+from mfbook.entropy import ENTROPY_CONVENTIONS as ENTROPY_CONVENTIONS
+from mfbook.entropy import SPIKE_BOX_WIDTH as SPIKE_BOX_WIDTH
+from mfbook.entropy import XI_FLOOR as XI_FLOOR
+from mfbook.entropy import connection_entropy
 
 
 def mean_weight(pi: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -104,49 +104,29 @@ class SpikeSlab:
         uip = self.pi >= 1 - atol
         return Categories(vip, uip, ~(vip | uip))
 
-    # --- entropy (chapter 1 and 6) ---------------------------------------------------------
+    # --- entropy (chapters 1 and 6) --------------------------------------------------------
     def entropy(
         self,
-        n_samples: int = 1000,
+        n_samples: int | None = None,
         generator: torch.Generator | None = None,
         chunk: int = 1 << 22,
+        convention: str = "reference",
     ) -> torch.Tensor:
-        """Per-connection entropy in nats, with the spike as a box of width 2e-4 (chapters 1, 6).
+        """Per-connection entropy in nats, relative to the reference measure of ``convention``
+        (chapter 1, "No entropy without a reference measure"); see
+        :func:`mfbook.entropy.connection_entropy` for the formulas.
 
-        * 0 if pi == 1 (always absent);
-        * 0 if xi <= 1e-8 and (m == 0 or pi == 0) (deterministic weight);
-        * the Bernoulli entropy -pi ln pi - (1-pi) ln(1-pi) if xi <= 1e-8 and 0 < pi < 1;
-        * otherwise a Monte-Carlo estimate of -E[ln P(w)] with ``n_samples`` draws, the spike
-          treated as a uniform box of width 2e-4 around 0 (so values can be negative: the slab
-          part is a differential entropy).
+        * ``"reference"`` (default, eq-ch01-entropy-reference): the estimator of the paper's
+          entropy analysis (Li & Huang 2020): the spike term -pi ln(pi + (1-pi) N(0|m,xi) + 1e-6)
+          exactly, the slab term by Monte Carlo with ``n_samples`` draws (default 100);
+        * ``"counting"`` (eq-ch01-entropy-counting): H_b(pi) + (1-pi) ln(2 pi e xi) / 2, exact,
+          relative to counting measure at 0 plus Lebesgue measure (ignores the other arguments);
+        * ``"box"`` (eq-ch01-entropy-box): the spike as a uniform box of width 2e-4, Monte Carlo
+          with ``n_samples`` draws (default 1000); about pi ln(1/b) below ``"reference"``.
+
+        All three give 0 for pi == 1 and for deterministic weights (xi <= 1e-8 and m == 0 or
+        pi == 0) and the Bernoulli entropy H_b(pi) for xi <= 1e-8, 0 < pi < 1, m != 0. Values can
+        be negative: the slab part is a differential entropy. ``convention`` must be one of
+        :data:`ENTROPY_CONVENTIONS`.
         """
-        n_samples = _checks.positive_int("n_samples", n_samples)
-        pi, m, xi = (t.detach().reshape(-1) for t in (self.pi, self.m, self.xi))
-        out = torch.zeros_like(pi)
-        tiny = xi <= XI_FLOOR
-        bern = tiny & (pi > 0) & (pi < 1) & (m != 0)
-        p = pi[bern]
-        out[bern] = -(p * p.log() + (1 - p) * (1 - p).log())
-        mc = ~tiny & (pi < 1)
-        idx = mc.nonzero().squeeze(1)
-        step = max(1, chunk // n_samples)
-        for start in range(0, idx.numel(), step):
-            sel = idx[start : start + step]
-            out[sel] = _mc_entropy(pi[sel], m[sel], xi[sel], n_samples, generator)
-        return out.reshape(self.shape)
-
-
-def _mc_entropy(pi, m, xi, n_samples, generator):
-    """-E[ln P(w)] by Monte Carlo for 0 <= pi < 1, xi > 0 (spike = box of width SPIKE_BOX_WIDTH)."""
-    kw = {"generator": generator, "dtype": pi.dtype, "device": pi.device}
-    shape = (pi.numel(), n_samples)
-    pi, m, xi = pi[:, None], m[:, None], xi[:, None]
-    spike = torch.rand(shape, **kw) < pi
-    box = (torch.rand(shape, **kw) - 0.5) * SPIKE_BOX_WIDTH
-    w = torch.where(spike, box, m + xi.sqrt() * torch.randn(shape, **kw))
-    log_slab = (1 - pi).log() - 0.5 * (2 * math.pi * xi).log() - (w - m) ** 2 / (2 * xi)
-    in_box = w.abs() <= SPIKE_BOX_WIDTH / 2
-    log_spike = torch.where(
-        in_box, pi.log() - math.log(SPIKE_BOX_WIDTH), torch.full_like(w, -math.inf)
-    )
-    return -torch.logaddexp(log_spike, log_slab).mean(dim=1)
+        return connection_entropy(self.pi, self.m, self.xi, convention, n_samples, generator, chunk)

@@ -5,6 +5,7 @@ import torch
 
 from mfbook import analysis
 from mfbook.nn import MeanFieldMLP
+from mfbook.spike_slab import ENTROPY_CONVENTIONS
 
 
 def crafted_model(gen):
@@ -60,8 +61,33 @@ def test_subnetwork_errors_and_entropy(gen):
     model, x, y = crafted_model(gen)
     errs = analysis.subnetwork_errors(model, x, y, 7, gen)
     assert errs.shape == (7,) and float(errs.max()) <= 1
-    (S,) = analysis.layer_entropy(model, n_samples=100)
+    (S,) = analysis.layer_entropy(model, n_samples=100, convention="box")
     assert S < 0  # spike boxes of variable connections dominate: negative by convention
+
+
+def test_layer_entropy_passes_the_convention_through(gen):
+    model = MeanFieldMLP([30, 20, 5], dtype=torch.float64)
+    with torch.no_grad():
+        for lay, pi_mean in zip(model.layers, (0.2, 0.8), strict=True):
+            lay.pi.copy_(pi_mean + 0.2 * (2 * torch.rand(lay.pi.shape, generator=gen) - 1))
+            lay.m.normal_(0.0, 1.0, generator=gen)
+            lay.xi.uniform_(0.02, 0.2, generator=gen)
+    profiles = {}
+    for convention in ENTROPY_CONVENTIONS:
+        profiles[convention] = analysis.layer_entropy(model, 50, 3, convention=convention)
+        # per-layer means of SpikeSlab.entropy, one generator shared by the layers in order
+        g = torch.Generator().manual_seed(3)
+        direct = [
+            float(s.entropy(50, g, convention=convention).mean()) for s in model.spike_slabs()
+        ]
+        assert profiles[convention] == direct
+    assert analysis.layer_entropy(model, 50, 3) == profiles["reference"]  # the default
+    assert len({tuple(p) for p in profiles.values()}) == 3  # three different profiles
+    # the box sits about pi ln(1/b) below the reference: far more in the layer with pi ~ 0.8
+    gap = [r - b for r, b in zip(profiles["reference"], profiles["box"], strict=True)]
+    assert 0 < gap[0] < gap[1] and gap[1] > 4
+    with pytest.raises(ValueError, match="convention must be one of"):
+        analysis.layer_entropy(model, convention="lebesgue")
 
 
 @pytest.mark.parametrize(
