@@ -63,13 +63,17 @@ def _credit_rows(c: dict) -> list[str]:
 
 
 def _entropy_rows(e: dict) -> list[str]:
-    n_layers = len(next(iter(e["runs"].values()))["layer_entropy"])
+    first = next(iter(e["runs"].values()))["layer_entropy"]
+    n_layers = len(first["reference"])
     lines = ["", "## Mean entropy per connection, by layer (deep sweep)", ""]
-    lines += ["| training images | " + " | ".join(f"layer {l + 1}" for l in range(n_layers)) + " |"]
-    lines += ["|---" * (1 + n_layers) + "|"]
-    for r in e["runs"].values():
-        cells = " | ".join(f"{v:.3f}" for v in r["layer_entropy"])
-        lines.append(f"| {r['n_train']} | {cells} |")
+    lines += ["Conventions of chapter 1: reference (the paper's), counting, box.", ""]
+    head = " | ".join(f"layer {l + 1}" for l in range(n_layers))
+    lines += [f"| run | training images | convention | {head} |"]
+    lines += ["|---" * (3 + n_layers) + "|"]
+    for label, r in e["runs"].items():
+        for convention, values in r["layer_entropy"].items():
+            cells = " | ".join(f"{v:.3f}" for v in values)
+            lines.append(f"| {label} | {r['n_train']} | {convention} | {cells} |")
     return lines
 
 

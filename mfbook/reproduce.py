@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mfbook import _checks, analysis, fingerprint
+from mfbook import _checks, fingerprint, studies
 from mfbook._params_file import read_params, save_params
 from mfbook._records import benchmarks_dir as benchmarks_dir
 from mfbook._records import environment
@@ -59,11 +59,11 @@ class Experiment:
 
     def runs(self) -> list[Run]:
         base = self.config()
-        if self.n_train_sweep:  # every size with every seed, all parameters kept
+        if self.n_train_sweep:  # every size with every seed (seed by seed), all kept
             return [
                 Run(f"n{n}-s{seed}", base.replace(n_train=n), seed, True)
-                for n in self.n_train_sweep
                 for seed in self.seeds
+                for n in self.n_train_sweep
             ]
         return [Run(str(s), base, s, s in self.keep_params) for s in self.seeds]
 
@@ -243,37 +243,33 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
 
 
 def _credit(source: str, root, n_networks: int = 10, seed: int = 0) -> dict:
-    """Category fractions, perturbation curves of every layer, 100 sampled sub-networks."""
-    model = load_model(source, 0, root)
-    x, y = load_mnist("test")
-    curves = [
-        analysis.perturbation_curves(model, x, y, l, n_networks=n_networks, seed=seed)
-        for l in range(len(model.layers))
-    ]
-    errors = analysis.subnetwork_errors(model, x, y, 100, torch.Generator().manual_seed(seed))
-    return {
-        "fractions": analysis.category_fractions(model),
-        "perturbation": curves,
-        "subnetwork_errors": errors.tolist(),
-    }
-
-
-def _entropy(source: str, root, n_samples: int = 200, seed: int = 0) -> dict:
-    """Per-layer entropy and category fractions of every stored run of a sweep."""
+    """:func:`mfbook.studies.credit` of every stored seed of ``source``; the first seed's
+    numbers also at the top level (the representative run of chapter 5)."""
     summary = load_summary(source, root)
-    out = {}
+    models = {label: load_model(source, root=root, run=label) for label in summary["kept"]}
+    x, y = load_mnist("test")
+    x_train, _ = load_mnist("train", n=summary["config"]["n_train"])
+    out = studies.credit(models, x, y, x_train, n_networks, seed)
+    first = out["seeds"][summary["kept"][0]]
+    return {**{k: first[k] for k in ("fractions", "perturbation", "subnetwork_errors")}, **out}
+
+
+def _entropy(source: str, root, seed: int = 0) -> dict:
+    """:func:`mfbook.studies.entropy` of every stored run of a sweep."""
+    summary = load_summary(source, root)
+    models, meta = {}, {}
     for label in summary["kept"]:
-        model = load_model(source, root=root, run=label)
-        out[label] = {
-            "n_train": summary["runs"][label].get("config", summary["config"])["n_train"],
-            "layer_entropy": analysis.layer_entropy(model, n_samples=n_samples, seed=seed),
-            "fractions": analysis.category_fractions(model),
-            "final": summary["runs"][label]["final"],
-        }
-    return {"runs": out}
+        run = summary["runs"][label]
+        models[label] = load_model(source, root=root, run=label)
+        n_train = run.get("config", summary["config"])["n_train"]
+        meta[label] = {"n_train": n_train, "seed": run["seed"], "final": run["final"]}
+    return studies.entropy(models, meta, seed)
 
 
-_ANALYSES = {"credit": (_credit, {"n_networks": 10, "seed": 0}), "entropy": (_entropy, {})}
+_ANALYSES = {
+    "credit": (_credit, {"n_networks": 10, "seed": 0}),
+    "entropy": (_entropy, {"seed": 0}),
+}
 
 
 def run_analysis(name: str, force=False, root=None) -> dict:

@@ -79,6 +79,18 @@ def test_entropy_profiles_one_line_per_size():
     _close(fig)
 
 
+def test_entropy_profiles_with_error_bars_into_a_panel():
+    fig, axes = plt.subplots(1, 2)
+    profiles = {"10k": [-1.0, -0.5, -0.7], "20k": [-1.1, -0.4, -0.6]}
+    errors = {"10k": [0.1, 0.2, 0.1], "20k": [0.0, 0.1, 0.1]}
+    out = plots.entropy_profiles(profiles, errors, ax=axes[1], title="box")
+    assert out is fig and axes[1].get_title() == "box" and not axes[0].lines
+    assert len(axes[1].containers) == 2  # one errorbar container per size
+    with pytest.raises(ValueError, match="errors must have the labels"):
+        plots.entropy_profiles(profiles, {"10k": [0, 0, 0]})
+    plt.close(fig)
+
+
 def test_entropy_profiles_rejects_empty():
     with pytest.raises(ValueError, match="profiles"):
         plots.entropy_profiles({})

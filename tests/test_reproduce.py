@@ -10,6 +10,7 @@ import torch
 
 from mfbook import fingerprint, reproduce
 from mfbook._params_file import read_params
+from mfbook.spike_slab import ENTROPY_CONVENTIONS
 from mfbook.train import PRESETS, preset
 
 TINY = preset("smoke").replace(name="tiny", epochs=1, n_train=600, n_test=300)
@@ -65,6 +66,12 @@ def test_credit_analysis_reads_the_stored_model(tiny):
     assert all(sum(f.values()) == pytest.approx(1) for f in c["fractions"])
     assert set(c["perturbation"][0]) >= {"fraction", "error_vip", "error_random", "error_uip"}
     assert len(c["subnetwork_errors"]) == 100
+    assert set(c["seeds"]) == {"0"}  # the kept seeds of tiny
+    ctl = c["seeds"]["0"]["controls"]
+    assert ctl["counts"][-1] == ctl["n_vip"] and ctl["n_trained_variable"] <= ctl["n_variable"]
+    for key in ("rank_vip", "rank_abs_mu", "random_variable", "random_trained", "uip_trained"):
+        assert len(ctl[key]) == 5 and all(0 <= e <= 1 for e in ctl[key])
+    assert ctl["rank_vip"][0] == ctl["random_variable"][0]  # nothing removed yet
 
 
 def test_sweep_and_entropy_analysis(tiny):
@@ -80,9 +87,11 @@ def test_sweep_and_entropy_analysis(tiny):
     assert model.sizes == list(TINY.sizes)
     e = reproduce.reproduce("entropy", root=tiny)
     assert [r["n_train"] for r in e["runs"].values()] == [300, 600]
-    assert all(len(r["layer_entropy"]) == len(TINY.sizes) - 1 for r in e["runs"].values())
+    for r in e["runs"].values():
+        assert set(r["layer_entropy"]) == set(ENTROPY_CONVENTIONS)
+        assert all(len(v) == len(TINY.sizes) - 1 for v in r["layer_entropy"].values())
     index = (tiny / "README.md").read_text()
-    assert "| sweep n300-s0 | 1 |" in index and "| 600 |" in index
+    assert "| sweep n300-s0 | 1 |" in index and "| n600-s0 | 600 | reference |" in index
     with pytest.raises(ValueError, match="no stored parameters for run 'n900'"):
         reproduce.load_model("sweep", root=tiny, run="n900")
 

@@ -137,20 +137,34 @@ def ensemble_error_vs_k(
     return fig
 
 
-def entropy_profiles(profiles: Mapping[str, Sequence[float]]) -> Figure:
-    """Mean per-connection entropy of every layer, one line per label (chapter 6)."""
+def entropy_profiles(
+    profiles: Mapping[str, Sequence[float]],
+    errors: Mapping[str, Sequence[float]] | None = None,
+    ax=None,
+    title: str = "entropy profile across layers",
+) -> Figure:
+    """Mean per-connection entropy of every layer, one line per label (chapter 6); with
+    ``errors`` (same labels), error bars of that size (e.g. the standard deviation over seeds).
+    ``ax``: draw into this axes (a panel of a larger figure) instead of a new figure."""
     _check_nonempty("profiles", profiles)
-    fig, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
+    if errors is not None and set(errors) != set(profiles):
+        raise ValueError(f"errors must have the labels of profiles, got {sorted(errors)}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
+    else:
+        fig = ax.figure
     n_max = 0
     for j, (label, s) in enumerate(profiles.items()):
         s = to_numpy(s).ravel()
         n_max = max(n_max, s.size)
-        ax.plot(np.arange(1, s.size + 1), s, "o-", color=f"C{j}", label=label)
+        x = np.arange(1, s.size + 1)
+        err = None if errors is None else to_numpy(errors[label]).ravel()
+        ax.errorbar(x, s, yerr=err, fmt="o-", color=f"C{j}", label=label, capsize=3)
     ax.set_xticks(np.arange(1, n_max + 1))
     ax.set_xlabel(r"weight layer $l$ (1 = input side)")
     ax.set_ylabel(r"mean entropy per connection $\bar S_l$ (nats)")
     ax.legend(fontsize="small")
-    ax.set_title("entropy profile across layers", fontsize="medium")
+    ax.set_title(title, fontsize="medium")
     return fig
 
 
