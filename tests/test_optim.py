@@ -167,4 +167,5 @@ def test_a_readers_own_loop_trains_and_the_projection_holds():
         first = float(loss.detach()) if first is None else first
     assert float(loss.detach()) < 0.8 * first
     for lay in model.layers:
-        assert float(lay.pi.min()) >= 0 and float(lay.pi.max()) <= 1 and float(lay.xi.min()) >= 0
+        pi, xi = lay.pi.detach(), lay.xi.detach()
+        assert float(pi.min()) >= 0 and float(pi.max()) <= 1 and float(xi.min()) >= 0

@@ -76,3 +76,10 @@ def test_vip_removal_hurts_more_than_random_removal():
     assert rise_vip >= 3 * max(rise_random, 0.0005)
     for f in c["fractions"]:
         assert sum(f.values()) == pytest.approx(1.0)
+
+
+def test_stored_results_stay_within_their_size_budget():
+    """All committed results together stay under 40 MB (the repository stays small)."""
+    root = reproduce.results_dir()
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert 0 < total < 40e6, f"book/results holds {total / 1e6:.1f} MB"

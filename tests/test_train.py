@@ -38,7 +38,8 @@ def test_paper_preset_is_the_reference_protocol():
     same = {f.name for f in dataclasses.fields(TrainConfig)} - {"name", "method", "notes"}
     assert all(getattr(bp, k) == getattr(p, k) for k in same)
     assert preset("full").n_train is None
-    assert set(PRESETS) == {"paper", "paper_bp", "full", "smoke"}
+    assert set(PRESETS) == {"paper", "paper_bp", "paper_2022", "full", "smoke"}
+    assert not p.decay_pi and p.dtype == "float32"
 
 
 def test_schedule_steps_and_decay_factor():
