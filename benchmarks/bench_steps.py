@@ -211,7 +211,8 @@ def main(argv=None) -> None:
         )
         # what gBP cannot avoid, each part timed alone, against the whole plain step: the
         # plain step's own products and update are in its time, gBP's extra work on top
-        floor = mm_g + noise + upd_g + (b - mm_b - upd_b)
+        # (plain's rest is a time, so at least 0: single timings can undershoot)
+        floor = mm_g + noise + upd_g + max(b - mm_b - upd_b, 0.0)
         report.ratio(f"step-floor-{w}", "  floor: products + eps + update + plain rest", floor, b)
         report.ratio(f"step-torch-{w}", "  gBP step without the fused CPU kernels", g_torch, b)
         mf_adam, torch_adam, plain = paired_medians(
