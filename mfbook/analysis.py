@@ -52,14 +52,14 @@ def _layer_index(model, layer) -> int:
 
 @torch.no_grad()
 def perturbed(
-    model: MeanFieldMLP, layer: int, kind: str, count: int, generator=None
+    model: MeanFieldMLP, layer: int, kind: str, count: int, generator=None, scale: float = 1.0
 ) -> MeanFieldMLP:
     """A copy of ``model`` with ``count`` connections of one layer changed (chapter 5):
 
     * ``"vip"``: remove ``count`` VIP connections (pi <- 1);
     * ``"random"``: remove ``count`` randomly chosen variable connections (pi <- 1);
     * ``"uip"``: switch on ``count`` UIP connections with a weight drawn from Normal(0, 1)
-      (pi <- 0, m ~ Normal(0, 1), xi <- 0).
+      (pi <- 0, m ~ Normal(0, scale^2), xi <- 0; ``scale`` 1 as in the authors' script).
 
     The connections are the first ``count`` of a random order drawn from ``generator``, so with
     one seed a larger count contains a smaller one.
@@ -85,7 +85,7 @@ def perturbed(
     pi, m, xi = (t.data.view(-1) for t in (target.pi, target.m, target.xi))
     pi[chosen] = 0.0
     xi[chosen] = 0.0
-    m[chosen] = torch.randn(count, generator=generator, dtype=m.dtype).to(m.device)
+    m[chosen] = scale * torch.randn(count, generator=generator, dtype=m.dtype).to(m.device)
     return new
 
 

@@ -20,12 +20,10 @@ ranking that the experiment never makes. Here:
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from mfbook import _checks
-from mfbook.analysis import error_rate, removed
+from mfbook.analysis import perturbed, removed, subnetwork_errors
 from mfbook.nn import MeanFieldMLP
 
 CRITERIA = ("vip", "abs_mu", "abs_m", "snr", "presence")
@@ -81,8 +79,7 @@ def removal_errors(model, x, y, layer: int, order, counts, n_networks=10, seed=0
         mask[order[:count]] = True
         net = removed(model, layer, mask.reshape(shape))
         gen = torch.Generator().manual_seed(seed)
-        errs = [error_rate(net.sample_network(gen)(x), y) for _ in range(n_networks)]
-        out.append(sum(errs) / len(errs))
+        out.append(float(subnetwork_errors(net, x, y, n_networks, gen).mean()))
     return out
 
 
@@ -94,22 +91,14 @@ def random_order(pool: torch.Tensor, generator=None) -> torch.Tensor:
 
 @torch.no_grad()
 def switched_on(model: MeanFieldMLP, layer: int, count: int, scale: str, generator=None):
-    """A copy of ``model`` with ``count`` UIP connections of ``layer`` switched on (pi <- 0,
-    xi <- 0), with weights m ~ Normal(0, s^2): s = 1 for ``scale="unit"`` (the authors'
-    script), s = the standard deviation of m over the layer's VIP connections for
-    ``"trained"``. The UIPs are the first ``count`` of a random order from ``generator``."""
+    """A copy of ``model`` with ``count`` UIP connections of ``layer`` switched on
+    (:func:`mfbook.analysis.perturbed`, kind ``"uip"``) with weights m ~ Normal(0, s^2): s = 1
+    for ``scale="unit"`` (the authors' script), s = the standard deviation of m over the layer's
+    VIP connections for ``"trained"``."""
     _checks.choice("scale", scale, ("unit", "trained"))
-    cats = model.layers[layer].spike_slab().categories()
-    order = random_order(cats.uip, generator)
-    if not 0 <= count <= order.numel():
-        raise ValueError(f"count must lie in [0, {order.numel()}], got {count!r}")
     lay = model.layers[layer]
+    cats = lay.spike_slab().categories()
+    if not 0 <= count <= int(cats.uip.sum()):
+        raise ValueError(f"count must lie in [0, {int(cats.uip.sum())}], got {count!r}")
     s = 1.0 if scale == "unit" else float(lay.m.detach()[cats.vip].std())
-    new = copy.deepcopy(model)
-    pi, m, xi = (
-        t.data.view(-1) for t in (new.layers[layer].pi, new.layers[layer].m, new.layers[layer].xi)
-    )
-    chosen = order[:count]
-    pi[chosen], xi[chosen] = 0.0, 0.0
-    m[chosen] = s * torch.randn(count, generator=generator, dtype=m.dtype)
-    return new
+    return perturbed(model, layer, "uip", count, generator, scale=s)

@@ -11,7 +11,7 @@ It is an epoch runner (:class:`mfbook.loop.EpochRunner`) that computes what
 :func:`mfbook.loop.train_epoch` computes, step for step: the same data order from
 ``order_gen``, and the noise eps drawn from ``noise_gen`` in the same order (layer by layer,
 step by step), so a graphed run follows the eager run on the same device (the GPU tests compare
-them bit for bit).
+the two to float32 rounding).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ fused kernel, the decay, the clamps). Where :mod:`mfbook.fast.kernels` applies, 
 does all three in one pass per tensor, one kernel call for all of them, with torch's Adam
 arithmetic, reading and writing the optimizer's own state (``exp_avg``, ``exp_avg_sq``,
 ``step``), so checkpoints, resumes and a later torch step carry on as if torch had done it.
-:class:`mfbook.optim.MeanFieldAdam` calls it; the tests check it against torch bit for bit.
+:class:`mfbook.optim.MeanFieldAdam` calls it; the tests compare it with torch to float32
+rounding.
 """
 
 from __future__ import annotations
