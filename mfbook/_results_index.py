@@ -22,8 +22,12 @@ _HEADER = [
 
 
 def _error_cells(finals: list[dict]) -> str:
+    """The three test errors; a run on held-out training images shows its validation errors,
+    marked "(val.)"."""
+    split = "val" if any("val_error_mean" in f for f in finals) else "test"
     cells = []
-    for key in ("test_error_sample", "test_error_mf", "test_error_mean"):
+    for kind in ("sample", "mf", "mean"):
+        key = f"{split}_error_{kind}"
         vals = [f[key] for f in finals if key in f]
         if not vals:
             cells.append("–")
@@ -31,20 +35,20 @@ def _error_cells(finals: list[dict]) -> str:
             cells.append(f"{100 * vals[0]:.2f}%")
         else:
             cells.append(f"{100 * np.mean(vals):.2f}% ± {100 * np.std(vals):.2f}%")
+        if vals and split == "val":
+            cells[-1] += " (val.)"
     return " | ".join(cells)
 
 
 def _experiment_rows(name: str, s: dict, sweep: bool) -> list[str]:
-    """One row per experiment, or one per run of a sweep (a data-size sweep)."""
+    """One row per experiment, or, for a sweep, one per swept value (its seeds together)."""
     env = s["environment"]
     device = env.get("gpu", f"{env['device']} ({env['cpu_threads']} threads)")
-    groups = (
-        [(f"{name} {label}", [r]) for label, r in s["runs"].items()]
-        if sweep
-        else [(name, list(s["runs"].values()))]
-    )
+    groups: dict[str, list] = {}
+    for label, r in s["runs"].items():  # sweep labels are "<value>-s<seed>"
+        groups.setdefault(f"{name} {label.rsplit('-s', 1)[0]}" if sweep else name, []).append(r)
     rows = []
-    for title, runs in groups:
+    for title, runs in groups.items():
         secs = np.mean([r["train_seconds"] for r in runs])
         cells = _error_cells([r["final"] for r in runs])
         rows.append(f"| {title} | {len(runs)} | {cells} | {secs:.0f} | {device} |")

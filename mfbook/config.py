@@ -16,6 +16,10 @@ from mfbook import _checks
 
 METHODS = ("gbp", "bp")
 DTYPES = ("float32", "float64")
+#: The variance factor of the backward signal dC/dh to a hidden layer (chapter 8): "exact" is
+#: Var = (1 - pi)(xi + pi m^2) (chapter 3); "as_published_2020" is the 2020 version of the
+#: authors' code, (1 - pi) xi + (1 - pi)(1 - (1 - pi)^2) m^2, kept only to measure its effect.
+BACKWARD_VARIANCES = ("exact", "as_published_2020")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class TrainConfig:
     xi_max: float = 0.01
     pi_init: float = 0.0
     dtype: str = "float32"  # of the parameters and data; float64 runs the reference gBP
+    backward_variance: str = "exact"  # see BACKWARD_VARIANCES; never change it but to study it
+    n_val: int = 0  # the last n_val of the n_train images are held out: errors on them, not test
     notes: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -56,6 +62,11 @@ class TrainConfig:
         if not (0 <= self.weight_decay < 1):
             raise ValueError(f"weight_decay must lie in [0, 1), got {self.weight_decay!r}")
         _checks.choice("dtype", self.dtype, DTYPES)
+        _checks.choice("backward_variance", self.backward_variance, BACKWARD_VARIANCES)
+        if isinstance(self.n_val, bool) or not isinstance(self.n_val, int) or self.n_val < 0:
+            raise ValueError(f"n_val must be a non-negative int, got {self.n_val!r}")
+        if self.n_val and not self.n_val < (self.n_train or 60_000):
+            raise ValueError(f"n_val must be below n_train, got {self.n_val} of {self.n_train}")
         for i, size in enumerate(self.sizes):
             _checks.positive_int(f"sizes[{i}]", size)
         betas = self.adam_betas
@@ -91,10 +102,13 @@ class TrainConfig:
         return self.lr * 0.5 ** (epoch // self.lr_halve_every)
 
     def steps_per_epoch(self, n_images: int | None = None) -> int:
-        """Minibatches per epoch over ``n_images`` (default: n_train; the last one may be short)."""
+        """Minibatches per epoch over ``n_images`` (default: the n_train images less the n_val
+        held out; the last batch may be short)."""
         n = self.n_train if n_images is None else n_images
         if n is None:
             raise ValueError("n_train is None (all images): pass n_images")
+        if n_images is None:
+            n -= self.n_val
         return -(-n // self.batch_size)
 
     def decay_factor(self, n_images: int | None = None) -> float:

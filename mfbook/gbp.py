@@ -95,6 +95,13 @@ def weight_grads(d_mu, d_var, pi, m, xi):
     return d_pi, d_m, d_xi
 
 
+def published_2020_variance(pi, m, xi):
+    """The variance factor that the 2020 version of the authors' code puts in dC/dh in place of
+    Var (chapter 8): (1 - pi) xi + (1 - pi)(1 - (1 - pi)^2) m^2, whose m^2 part is (2 - pi)
+    times the exact pi (1 - pi) m^2. Only the ``as_published_2020`` variant uses it."""
+    return (1 - pi) * xi + (1 - pi) * (1 - (1 - pi) ** 2) * m**2
+
+
 def layer_backward_cached(K, h, pi, m, xi, cache: LayerCache, need_input_grad=True, out=None):
     """gBP through one layer from its forward :class:`LayerCache`: (dC/dh or None, d_pi, d_m,
     d_xi), given K = dC/dz (chapter 3, eq-ch3-dvar and eq-ch3-grads).

@@ -36,6 +36,7 @@ def build_model(config: TrainConfig, seed: int) -> torch.nn.Module:
             m_var=config.m_var,
             xi_max=config.xi_max,
             pi_init=config.pi_init,
+            backward_variance=config.backward_variance,
             dtype=dtype,
         )
     model.reset_parameters(gen)

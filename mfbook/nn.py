@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mfbook import _checks, gbp
+from mfbook.config import BACKWARD_VARIANCES
 from mfbook.fast import kernels, noise
 from mfbook.fast import layer as fast_layer
 from mfbook.spike_slab import SpikeSlab
@@ -48,9 +49,11 @@ class _MeanFieldFunction(torch.autograd.Function):
     eq-ch3-grads) backward, through the ReLU first when there is one."""
 
     @staticmethod
-    def forward(ctx, h, pi, m, xi, eps, relu):
+    def forward(ctx, h, pi, m, xi, eps, relu, backward_variance):
         path = _path(h, pi, m, xi, eps)
         _, _, z, cache = path.layer_forward(h, pi, m, xi, eps, keep=True, relu=relu)
+        if backward_variance == "as_published_2020":  # dC/dh of the 2020 code (chapter 8)
+            cache = cache._replace(var=gbp.published_2020_variance(pi, m, xi))
         ctx.relu, ctx.path = relu, path
         ctx.save_for_backward(h, pi, m, xi, *cache, *((z,) if relu else ()))
         return z
@@ -62,13 +65,16 @@ class _MeanFieldFunction(torch.autograd.Function):
         grads = ctx.path.layer_backward_cached(
             K, h, pi, m, xi, gbp.LayerCache(*cache), ctx.needs_input_grad[0], out
         )
-        return *grads, None, None
+        return *grads, None, None, None
 
 
 class MeanFieldLinear(nn.Module):
     """One layer of spike-and-slab connections, shape (n_out, n_in), no bias (chapter 3).
 
     Init (chapter 4): m ~ Normal(0, m_var), xi ~ Uniform[0, xi_max), pi = pi_init.
+    ``backward_variance``: "exact", or "as_published_2020" for the study of chapter 8 only (the
+    variance factor of dC/dh in the 2020 version of the authors' code; the forward pass and the
+    weight gradients are unchanged).
     """
 
     def __init__(
@@ -79,10 +85,14 @@ class MeanFieldLinear(nn.Module):
         m_var: float = M_VAR,
         xi_max: float = XI_MAX,
         pi_init: float = 0.0,
+        backward_variance: str = "exact",
         dtype: torch.dtype | None = None,
         device=None,
     ):
         super().__init__()
+        self.backward_variance = _checks.choice(
+            "backward_variance", backward_variance, BACKWARD_VARIANCES
+        )
         self.n_in = _checks.positive_int("n_in", n_in)
         self.n_out = _checks.positive_int("n_out", n_out)
         if not m_var >= 0 or not xi_max >= 0:
@@ -136,7 +146,7 @@ class MeanFieldLinear(nn.Module):
         if eps is None:
             eps = _draw_eps(h, self.n_out, generator)
         if torch.is_grad_enabled():
-            return _MeanFieldFunction.apply(h, pi, m, xi, eps, relu)
+            return _MeanFieldFunction.apply(h, pi, m, xi, eps, relu, self.backward_variance)
         return _path(h, pi, eps).layer_forward(h, pi, m, xi, eps, relu=relu)[2]
 
     @torch.no_grad()
@@ -178,7 +188,8 @@ class MeanFieldMLP(nn.Module):
     """A stack of :class:`MeanFieldLinear` layers, ReLU between them, logits out (chapters 3-4).
 
     ``sizes`` = [N_0, N_1, ..., N_L], e.g. [784, 100, 100, 10] for the paper's network.
-    Keyword arguments (m_var, xi_max, pi_init, dtype, device) go to every layer.
+    Keyword arguments (m_var, xi_max, pi_init, backward_variance, dtype, device) go to every
+    layer.
     """
 
     def __init__(self, sizes, **layer_kwargs):

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,61 +29,12 @@ from mfbook._records import environment
 from mfbook._records import load_benchmark as load_benchmark
 from mfbook._results_index import render_index
 from mfbook.data import load_mnist
+from mfbook.experiments import ANALYSES, EXPERIMENTS, SEEDS, VARIANTS, Experiment, Run
 from mfbook.io import atomic_write, clean_orphans, recover_folder, staged_folder
 from mfbook.train import TrainConfig, build_model, preset, resolve_device, train
 
 RESULTS_ENV = "MFBOOK_RESULTS"
-
-
-@dataclass(frozen=True)
-class Run:
-    label: str  # "0".."4" for seeds, "n10000" for a data-size sweep
-    config: TrainConfig
-    seed: int
-    keep: bool  # store its full parameters
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A preset, optionally changed, trained for several seeds or several training-set sizes."""
-
-    preset: str
-    seeds: tuple[int, ...] = (0,)
-    keep_params: tuple[int, ...] = (0,)  # seeds whose full parameters are stored
-    changes: tuple[tuple[str, object], ...] = ()  # applied to the preset
-    n_train_sweep: tuple[int, ...] = ()  # one run per size and seed, all parameters kept
-
-    def config(self) -> TrainConfig:
-        return preset(self.preset).replace(**dict(self.changes))
-
-    def runs(self) -> list[Run]:
-        base = self.config()
-        if self.n_train_sweep:  # every size with every seed (seed by seed), all kept
-            return [
-                Run(f"n{n}-s{seed}", base.replace(n_train=n), seed, True)
-                for seed in self.seeds
-                for n in self.n_train_sweep
-            ]
-        return [Run(str(s), base, s, s in self.keep_params) for s in self.seeds]
-
-
-SEEDS = (0, 1, 2, 3, 4)
-EXPERIMENTS = {
-    "paper": Experiment("paper", SEEDS, keep_params=SEEDS),
-    "paper_bp": Experiment("paper_bp", SEEDS, keep_params=SEEDS),
-    "paper_2022": Experiment("paper_2022", SEEDS, keep_params=SEEDS),
-    "full": Experiment("full", (0,)),
-    # Chapter 6: a deeper net (4 weight layers) at 10k-40k training images, 3 seeds per size.
-    # The paper does not give its hidden widths; we keep the paper preset's 100 in all three.
-    "deep": Experiment(
-        "paper",
-        seeds=(0, 1, 2),
-        changes=(("name", "deep"), ("sizes", (784, 100, 100, 100, 10))),
-        n_train_sweep=(10_000, 20_000, 30_000, 40_000),
-    ),
-}
-#: Analyses computed from stored models (name -> the experiment they read).
-ANALYSES = {"credit": "paper", "entropy": "deep"}
+__all__ = ["ANALYSES", "EXPERIMENTS", "SEEDS", "VARIANTS", "Experiment", "Run", "preset"]
 
 
 def names() -> tuple[str, ...]:
@@ -144,13 +94,23 @@ def _config_key(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _same_config(stored: dict | None, config: TrainConfig) -> bool:
+    """Whether a stored config is ``config``: fields added to TrainConfig since it was stored
+    take their defaults, which keep the earlier behaviour (the numerics fingerprint checks)."""
+    try:
+        return stored is not None and TrainConfig.from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
+
+
 def _config_problem(s: dict, exp: Experiment) -> str | None:
-    as_json = lambda c: json.loads(json.dumps(c.to_dict()))  # noqa: E731 (tuples -> lists)
-    if s.get("config") != as_json(exp.config()) or s.get("seeds") != list(exp.seeds):
+    if not _same_config(s.get("config"), exp.config()) or s.get("seeds") != list(exp.seeds):
         return "its config or seeds are not today's preset"
     stored = s.get("runs", {})
     for r in exp.runs():
-        if r.label not in stored or stored[r.label].get("config", s["config"]) != as_json(r.config):
+        if r.label not in stored or not _same_config(
+            stored[r.label].get("config", s["config"]), r.config
+        ):
             return f"its run {r.label} is missing or was trained with another config"
     return None
 
@@ -213,7 +173,7 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
             per_run[run.label] = {
                 "seed": run.seed,
                 "history": history,
-                "final": {k: v[-1] for k, v in history.items() if k.startswith("test_error")},
+                "final": {k: v[-1] for k, v in history.items() if "_error_" in k},
                 "train_seconds": float(sum(history["seconds"])),
                 "wall_seconds_this_call": time.perf_counter() - t0,
                 "config": run.config.to_dict(),
@@ -242,11 +202,11 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
     return summary
 
 
-def _credit(source: str, root, n_networks: int = 10, seed: int = 0) -> dict:
-    """:func:`mfbook.studies.credit` of every stored seed of ``source``; the first seed's
+def _credit(sources, root, n_networks: int = 10, seed: int = 0) -> dict:
+    """:func:`mfbook.studies.credit` of every stored seed of the source; the first seed's
     numbers also at the top level (the representative run of chapter 5)."""
-    summary = load_summary(source, root)
-    models = {label: load_model(source, root=root, run=label) for label in summary["kept"]}
+    summary = load_summary(sources[0], root)
+    models = _stored_models(sources[0], root)
     x, y = load_mnist("test")
     x_train, _ = load_mnist("train", n=summary["config"]["n_train"])
     out = studies.credit(models, x, y, x_train, n_networks, seed)
@@ -254,36 +214,76 @@ def _credit(source: str, root, n_networks: int = 10, seed: int = 0) -> dict:
     return {**{k: first[k] for k in ("fractions", "perturbation", "subnetwork_errors")}, **out}
 
 
-def _entropy(source: str, root, seed: int = 0) -> dict:
+def _entropy(sources, root, seed: int = 0) -> dict:
     """:func:`mfbook.studies.entropy` of every stored run of a sweep."""
-    summary = load_summary(source, root)
-    models, meta = {}, {}
+    summary = load_summary(sources[0], root)
+    meta = {}
     for label in summary["kept"]:
         run = summary["runs"][label]
-        models[label] = load_model(source, root=root, run=label)
         n_train = run.get("config", summary["config"])["n_train"]
         meta[label] = {"n_train": n_train, "seed": run["seed"], "final": run["final"]}
-    return studies.entropy(models, meta, seed)
+    return studies.entropy(_stored_models(sources[0], root), meta, seed)
+
+
+def _variants(sources, root, n_networks: int = 10, seed: int = 0) -> dict:
+    """:func:`mfbook.studies.variant` of every stored seed of each variant, with its final
+    errors (chapter 8)."""
+    x, y = load_mnist("test")
+    out = {}
+    for name in sources:
+        runs = load_summary(name, root)["runs"]
+        per_seed = studies.variant(_stored_models(name, root), x, y, n_networks, seed)
+        out[name] = {k: {**v, "final": runs[k]["final"]} for k, v in per_seed.items()}
+    return {"variants": out}
+
+
+def _stored_models(name: str, root) -> dict:
+    """label -> model, for every run of ``name`` whose parameters are stored."""
+    return {
+        label: load_model(name, root=root, run=label) for label in load_summary(name, root)["kept"]
+    }
 
 
 _ANALYSES = {
     "credit": (_credit, {"n_networks": 10, "seed": 0}),
     "entropy": (_entropy, {"seed": 0}),
+    "variants": (_variants, {"n_networks": 10, "seed": 0}),
 }
 
 
+def _analysis_key(name: str, root) -> dict:
+    """What analysis ``name`` was computed from: its sources' configs, kept runs and file
+    hashes, and its settings."""
+    sources = [load_summary(source, root) for source in ANALYSES[name]]
+    keys = [{"config": s["config"], "runs": s["kept"], "files": s.get("files")} for s in sources]
+    if len(keys) == 1:  # one source: flat
+        key = {f"source_{k}": v for k, v in keys[0].items()}
+    else:
+        key = {"sources": dict(zip(ANALYSES[name], keys, strict=True))}
+    return {**key, **_ANALYSES[name][1]}
+
+
+def analysis_stale_reason(name: str, root=None) -> str | None:
+    """Why the stored analysis ``name`` is not current (a sentence), or None: current means
+    computed with today's settings from the stored results it reads, which are current."""
+    _checks.choice("analysis", name, tuple(ANALYSES))
+    for source in ANALYSES[name]:
+        if (problem := stale_reason(source, root)) is not None:
+            return f"analysis {name} reads {source}, which is not current: {problem}"
+    try:
+        stored = load_summary(name, root)
+    except (FileNotFoundError, ValueError) as err:
+        return str(err)
+    if stored.get("key") != json.loads(json.dumps(_analysis_key(name, root))):
+        return f"stored analysis {name} was computed from other results or settings"
+    return None
+
+
 def run_analysis(name: str, force=False, root=None) -> dict:
-    """Compute (or reuse) analysis ``name`` from the stored models of its experiment."""
-    source = ANALYSES[name]
+    """Compute (or reuse) analysis ``name`` from the stored models of its experiments."""
     func, settings = _ANALYSES[name]
-    base = load_summary(source, root)
+    key = json.loads(json.dumps(_analysis_key(name, root)))
     out = results_dir(root) / name / "summary.json"
-    key = {
-        "source_config": base["config"],
-        "source_runs": base["kept"],
-        "source_files": base.get("files"),
-        **settings,
-    }
     if not force and out.is_file():
         try:
             old = json.loads(out.read_text())
@@ -292,7 +292,7 @@ def run_analysis(name: str, force=False, root=None) -> dict:
         if old.get("key") == key:
             return old
     t0 = time.perf_counter()
-    summary = {"name": name, "key": key, **func(source, root, **settings)}
+    summary = {"name": name, "key": key, **func(ANALYSES[name], root, **settings)}
     summary["seconds"] = time.perf_counter() - t0
     summary["command"] = f"python -m mfbook reproduce {name}"
     _write_json(out, summary)
@@ -329,7 +329,7 @@ def write_index(root=None) -> Path:
     stored = []
     for name, exp in EXPERIMENTS.items():
         with contextlib.suppress(FileNotFoundError, ValueError):
-            stored.append((name, load_summary(name, root), bool(exp.n_train_sweep)))
+            stored.append((name, load_summary(name, root), bool(exp.sweep)))
     analyses = {}
     for name in ("credit", "entropy"):
         with contextlib.suppress(FileNotFoundError, ValueError):

@@ -1,4 +1,5 @@
-"""The analyses behind the stored ``credit`` and ``entropy`` results (chapters 5, 6 and 8).
+"""The analyses behind the stored ``credit``, ``entropy`` and ``variants`` results (chapters
+5, 6 and 8).
 
 Each takes trained models (one per seed, or per seed and training-set size) and returns plain
 numbers for ``summary.json``; :mod:`mfbook.reproduce` loads the models and stores the result.
@@ -84,3 +85,21 @@ def entropy(models: dict, meta: dict, seed: int = 0) -> dict:
             "fractions": analysis.category_fractions(model),
         }
     return {"runs": out}
+
+
+def variant(models: dict, x, y, n_networks: int = 10, seed: int = 0) -> dict:
+    """Per seed of one protocol variant (chapter 8): the category fractions, the perturbation
+    curves of the first layer, and the entropy profile in every convention of chapter 1."""
+    return {
+        label: {
+            "fractions": analysis.category_fractions(model),
+            "perturbation": analysis.perturbation_curves(
+                model, x, y, 0, n_networks=n_networks, seed=seed
+            ),
+            "layer_entropy": {
+                c: analysis.layer_entropy(model, seed=seed, convention=c)
+                for c in ENTROPY_CONVENTIONS
+            },
+        }
+        for label, model in models.items()
+    }

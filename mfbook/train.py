@@ -71,19 +71,27 @@ def _epochs(model, config: TrainConfig, x, y, noise_gen, cuda_graphs):
 
 
 @torch.no_grad()
-def evaluate(model, x, y, config: TrainConfig, generator=None) -> dict[str, float]:
-    """Test errors: the mean network, and (gbp) the noisy mean-field forward and ONE sampled
-    sub-network, each drawn from ``generator``."""
+def evaluate(model, x, y, config: TrainConfig, generator=None, split="test") -> dict[str, float]:
+    """Errors on ``x``: the mean network, and (gbp) the noisy mean-field forward and ONE
+    sampled sub-network, each drawn from ``generator``; keys ``<split>_error_mean`` etc."""
     if config.method == "bp":
-        outputs = {"test_error_mean": model.logits(x)}
+        outputs = {"mean": model.logits(x)}
     else:
         mean, mf = model.mean_and_mf_logits(x, generator)
-        outputs = {
-            "test_error_mean": mean,
-            "test_error_mf": mf,
-            "test_error_sample": model.sample_network(generator)(x),
-        }
-    return {k: error_rate(v, y) for k, v in outputs.items()}
+        outputs = {"mean": mean, "mf": mf, "sample": model.sample_network(generator)(x)}
+    return {f"{split}_error_{k}": error_rate(v, y) for k, v in outputs.items()}
+
+
+def _data(config: TrainConfig, root, dev):
+    """(x, y, x_eval, y_eval, split): the training images and the ones errors are measured on,
+    the test set, or with ``n_val`` the last n_val training images, held out ("val")."""
+    dtype = getattr(torch, config.dtype)
+    x, y = load_mnist("train", n=config.n_train, root=root, device=dev)
+    if config.n_val:
+        cut = x.shape[0] - config.n_val
+        return x[:cut].to(dtype), y[:cut], x[cut:].to(dtype), y[cut:], "val"
+    xt, yt = load_mnist("test", n=config.n_test, root=root, device=dev)
+    return x.to(dtype), y, xt.to(dtype), yt, "test"
 
 
 def train(
@@ -113,10 +121,7 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     dev = resolve_device(device)
-    dtype = getattr(torch, config.dtype)
-    x, y = load_mnist("train", n=config.n_train, root=data_root, device=dev)
-    xt, yt = load_mnist("test", n=config.n_test, root=data_root, device=dev)
-    x, xt = x.to(dtype), xt.to(dtype)
+    x, y, xt, yt, split = _data(config, data_root, dev)
     if config.sizes[0] != x.shape[1] or config.sizes[-1] != 10:
         raise ValueError(f"sizes must start with 784 and end with 10 for MNIST, got {config.sizes}")
 
@@ -168,7 +173,7 @@ def train(
                 f"start of that epoch{kept}. Try a smaller lr."
             )
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss}
-        row.update(evaluate(model, xt, yt, config, noise_gen))
+        row.update(evaluate(model, xt, yt, config, noise_gen, split))
         row["seconds"] = time.perf_counter() - t0
         for k, v in row.items():
             history.setdefault(k, []).append(v)

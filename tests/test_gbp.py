@@ -134,3 +134,46 @@ def test_cuda_matches_cpu(gen):
 def test_loss_matches_reference(gen):
     params, x, y, eps = problem(gen)
     torch.testing.assert_close(gbp.loss(params, x, y, eps), reference_loss(params, x, y, eps))
+
+
+def test_the_2020_variance_factor_overstates_the_m2_part_by_two_minus_pi(gen):
+    pi, m, xi = random_params([5, 4], gen, torch.float64)[0]
+    published = gbp.published_2020_variance(pi, m, xi)
+    exact = gbp.weight_variance(pi, m, xi)
+    torch.testing.assert_close(published - (1 - pi) * xi, (2 - pi) * (exact - (1 - pi) * xi))
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)  # equal where pi is 0 or 1
+    args = (ends, torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(gbp.published_2020_variance(*args), gbp.weight_variance(*args))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_module_with_the_2020_variance_term_equals_gbp_with_it(gen, dtype):
+    """The as_published_2020 backward is gBP with Var replaced by the 2020 factor in dC/dh
+    only: the last layer's gradients are the exact ones, the earlier ones are not."""
+    params, x, y, eps = problem(gen)
+    params = [tuple(t.to(dtype) for t in p) for p in params]
+    x, eps = x.to(dtype), [e.to(dtype) for e in eps]
+    model = MeanFieldMLP(SIZES, dtype=dtype, backward_variance="as_published_2020")
+    with torch.no_grad():
+        for layer, (pi, m, xi) in zip(model.layers, params, strict=True):
+            layer.pi.copy_(pi), layer.m.copy_(m), layer.xi.copy_(xi)
+    torch.nn.functional.cross_entropy(model(x, eps=eps), y).backward()
+    fw = gbp.forward(params, x, eps)
+    K = (fw.probs - torch.nn.functional.one_hot(y, SIZES[-1]).to(dtype)) / B
+    for l in reversed(range(len(params))):
+        pi, m, xi = params[l]
+        cache = gbp.LayerCache(
+            gbp.mean_weight(pi, m),
+            gbp.published_2020_variance(pi, m, xi),
+            fw.h[l] ** 2,
+            gbp.noise_ratio(eps[l], fw.Delta[l]),
+        )
+        dh, *grads = gbp.layer_backward_cached(K, fw.h[l], pi, m, xi, cache, l > 0)
+        layer = model.layers[l]
+        for p, g in zip((layer.pi, layer.m, layer.xi), grads, strict=True):
+            assert rel_err(p.grad, g) <= (1e-12 if dtype == torch.float64 else 1e-5)
+        if l > 0:
+            K = dh * (fw.z[l - 1] > 0)
+    exact = gbp.gradients(params, x, y, eps)
+    assert rel_err(model.layers[-1].m.grad, exact[-1][1]) <= 1e-5
+    assert rel_err(model.layers[0].m.grad, exact[0][1]) > 1e-3

@@ -23,11 +23,28 @@ def tiny(monkeypatch, tmp_path):
     experiments = {
         "tiny": reproduce.Experiment("tiny", (0, 1)),
         "sweep": reproduce.Experiment(
-            "tiny", changes=(("name", "sweep"),), n_train_sweep=(300, 600)
+            "tiny", changes=(("name", "sweep"),), sweep=("n_train", (300, 600))
+        ),
+        "rates": reproduce.Experiment(
+            "tiny",
+            (0, 1),
+            changes=(("name", "rates"), ("n_val", 200)),
+            sweep=("lr", (0.01, 0.1)),
+            keep_sweep=False,
+        ),
+        "tiny_variance": reproduce.Experiment(
+            "tiny",
+            (0,),
+            changes=(("name", "tiny_variance"), ("backward_variance", "as_published_2020")),
         ),
     }
     monkeypatch.setattr(reproduce, "EXPERIMENTS", experiments)
-    monkeypatch.setattr(reproduce, "ANALYSES", {"credit": "tiny", "entropy": "sweep"})
+    analyses = {
+        "credit": ("tiny",),
+        "entropy": ("sweep",),
+        "variants": ("tiny", "tiny_variance"),
+    }
+    monkeypatch.setattr(reproduce, "ANALYSES", analyses)
     return tmp_path / "results"
 
 
@@ -91,7 +108,7 @@ def test_sweep_and_entropy_analysis(tiny):
         assert set(r["layer_entropy"]) == set(ENTROPY_CONVENTIONS)
         assert all(len(v) == len(TINY.sizes) - 1 for v in r["layer_entropy"].values())
     index = (tiny / "README.md").read_text()
-    assert "| sweep n300-s0 | 1 |" in index and "| n600-s0 | 600 | reference |" in index
+    assert "| sweep n300 | 1 |" in index and "| n600-s0 | 600 | reference |" in index
     with pytest.raises(ValueError, match="no stored parameters for run 'n900'"):
         reproduce.load_model("sweep", root=tiny, run="n900")
 
@@ -261,3 +278,36 @@ def test_an_interrupted_reproduce_leaves_the_old_result_whole(tiny, monkeypatch)
         reproduce.reproduce("tiny", root=tiny, progress=False, force=True)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # old files, all of them
     assert sorted(p.name for p in tiny.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_rate_sweep_on_held_out_images_keeps_no_parameters(tiny):
+    s = reproduce.reproduce("rates", root=tiny, progress=False)
+    assert set(s["runs"]) == {"lr0.01-s0", "lr0.1-s0", "lr0.01-s1", "lr0.1-s1"}
+    assert s["kept"] == [] and sorted(p.name for p in (tiny / "rates").iterdir()) == [
+        "summary.json"
+    ]
+    assert all(
+        set(r["final"]) == {"val_error_mean", "val_error_mf", "val_error_sample"}
+        for r in s["runs"].values()
+    )
+    assert s["runs"]["lr0.1-s1"]["config"]["lr"] == 0.1
+    index = (tiny / "README.md").read_text()
+    assert "| rates lr0.01 | 2 |" in index and "(val.)" in index
+
+
+def test_variants_analysis_reads_every_variant_and_goes_stale_with_them(tiny):
+    for name in ("tiny", "tiny_variance"):
+        reproduce.reproduce(name, root=tiny, progress=False)
+    v = reproduce.reproduce("variants", root=tiny)
+    assert set(v["variants"]) == {"tiny", "tiny_variance"}
+    seed0 = v["variants"]["tiny_variance"]["0"]
+    assert set(seed0) == {"fractions", "perturbation", "layer_entropy", "final"}
+    assert set(seed0["layer_entropy"]) == set(ENTROPY_CONVENTIONS)
+    assert seed0["perturbation"]["fraction"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert reproduce.analysis_stale_reason("variants", root=tiny) is None
+    PRESETS["tiny"] = TINY.replace(lr=0.05)
+    assert "reads tiny, which is not current" in reproduce.analysis_stale_reason(
+        "variants", root=tiny
+    )
+    with pytest.raises(ValueError, match="analysis must be one of"):
+        reproduce.analysis_stale_reason("tiny", root=tiny)

@@ -6,25 +6,41 @@ fingerprint) without re-running the experiment fails here, so the book never sho
 numbers.
 """
 
-import json
-
 import pytest
 
 from mfbook import fingerprint, reproduce
-from mfbook.train import preset
+from mfbook.train import TrainConfig, preset
 
 
 @pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
 def test_stored_experiment_matches_its_preset(name):
     s = reproduce.load_summary(name)
     exp = reproduce.EXPERIMENTS[name]
-    as_json = lambda config: json.loads(json.dumps(config.to_dict()))  # noqa: E731
-    assert s["config"] == as_json(exp.config())
+    assert TrainConfig.from_dict(s["config"]) == exp.config()
     assert s["seeds"] == list(exp.seeds)
     assert sorted(s["runs"]) == sorted(r.label for r in exp.runs())
     for run in exp.runs():
-        assert s["runs"][run.label].get("config", s["config"]) == as_json(run.config)
+        assert TrainConfig.from_dict(s["runs"][run.label].get("config", s["config"])) == run.config
     assert all(len(r["history"]["epoch"]) == s["config"]["epochs"] for r in s["runs"].values())
+
+
+@pytest.mark.parametrize("name", list(reproduce.ANALYSES))
+def test_stored_analysis_is_current(name):
+    assert reproduce.analysis_stale_reason(name) is None
+
+
+def test_backprops_tuned_learning_rate_is_the_sweeps_best():
+    """paper_bp_tuned trains with the rate of lowest mean validation error in the stored sweep
+    (held-out training images, never the test set)."""
+    sweep = reproduce.load_summary("paper_bp_lr")
+    field, rates = reproduce.EXPERIMENTS["paper_bp_lr"].sweep
+    by_rate = {lr: [] for lr in rates}
+    for run in sweep["runs"].values():
+        assert set(run["final"]) == {"val_error_mean"}
+        by_rate[run["config"]["lr"]].append(run["final"]["val_error_mean"])
+    assert field == "lr" and all(len(v) == len(sweep["seeds"]) for v in by_rate.values())
+    best = min(by_rate, key=lambda lr: sum(by_rate[lr]))
+    assert reproduce.EXPERIMENTS["paper_bp_tuned"].config().lr == best
 
 
 @pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))

@@ -215,6 +215,9 @@ def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path):
         ({"xi_max": float("nan")}, "xi_max must be a positive finite number"),
         ({"pi_init": 1.5}, r"pi_init must lie in \[0, 1\]"),
         ({"dtype": "float16"}, "dtype must be one of"),
+        ({"backward_variance": "2020"}, "backward_variance must be one of"),
+        ({"n_val": -1}, "n_val must be a non-negative int"),
+        ({"n_val": 1000}, "n_val must be below n_train"),
     ],
 )
 def test_bad_configs_are_named(changes, match):
@@ -286,3 +289,33 @@ def test_the_2022_protocol_keeps_adam_and_decays_pi():
     pi_group = make_optimizer(model, config).param_groups[0]
     assert pi_group["mf_weight_decay"] == config.weight_decay
     assert make_optimizer(model, preset("paper")).param_groups[0]["mf_weight_decay"] == 0.0
+
+
+def test_held_out_images_replace_the_test_set():
+    """With n_val the last n_val training images are the evaluation set: errors are named
+    val_error_*, the test set is never touched, and training sees the other images only."""
+    config = SMOKE.replace(epochs=1, n_val=200)
+    assert config.steps_per_epoch() == -(-800 // config.batch_size)
+    result = train(config, device="cpu", progress=False)
+    assert {k for k in result.history if "_error_" in k} == {
+        "val_error_mean",
+        "val_error_mf",
+        "val_error_sample",
+    }
+    from mfbook.data import load_mnist
+
+    x, y = load_mnist("train", n=1000)
+    with torch.no_grad():
+        errors = (result.model(x[800:], "mean").argmax(1) != y[800:]).double().mean()
+    assert result.history["val_error_mean"][0] == pytest.approx(float(errors))
+
+
+def test_the_2020_variance_term_changes_training_only_before_the_last_layer():
+    a = train(SMOKE.replace(epochs=1), device="cpu", progress=False)
+    b = train(
+        SMOKE.replace(epochs=1, backward_variance="as_published_2020"),
+        device="cpu",
+        progress=False,
+    )
+    assert b.model.layers[0].backward_variance == "as_published_2020"
+    assert not torch.equal(a.model.layers[0].m, b.model.layers[0].m)
