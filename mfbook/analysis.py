@@ -136,9 +136,11 @@ def perturbation_point(
     ``"uip"`` the fraction ``fraction`` of that layer's VIP or UIP connections (rounded); for
     ``"random"`` as many as for ``"vip"``, at most the number of variable connections. ``errors``
     are the test errors on (x, y) of ``n_networks`` sub-networks sampled from the perturbed model
-    (:func:`subnetwork_errors`). One generator seeded with ``seed`` draws first the order of the
-    perturbed connections, then the sub-networks, so with one seed a larger fraction perturbs a
-    superset of the connections of a smaller one.
+    (:func:`subnetwork_errors`). A generator seeded with ``seed`` draws the order of the
+    perturbed connections, so with one seed a larger fraction perturbs a superset of the
+    connections of a smaller one; another, seeded with ``seed + 1``, draws the sub-networks, the
+    same draws for every kind and fraction, so the curves differ by the perturbation alone
+    (at fraction 0 they coincide).
     """
     _check_model(model)
     l = _layer_index(model, layer)
@@ -147,9 +149,8 @@ def perturbation_point(
     count = round(fraction * int(getattr(cats, FRACTION_OF[kind]).sum()))
     if kind == "random":
         count = min(count, int(cats.variable.sum()))
-    gen = torch.Generator().manual_seed(seed)
-    net = perturbed(model, l, kind, count, gen)
-    return count, subnetwork_errors(net, x, y, n_networks, gen)
+    net = perturbed(model, l, kind, count, torch.Generator().manual_seed(seed))
+    return count, subnetwork_errors(net, x, y, n_networks, torch.Generator().manual_seed(seed + 1))
 
 
 def perturbation_curves(

@@ -55,6 +55,8 @@ def test_vip_removal_hurts_more_than_random_removal(gen):
     assert curves["count_vip"] == [0, 10] and curves["count_random"] == [0, 10]
     assert curves["error_vip"][0] < 0.05
     assert curves["error_vip"][1] > curves["error_random"][1] + 0.2
+    # the same sub-network draws for every curve: nothing perturbed, the same errors
+    assert curves["error_vip"][0] == curves["error_random"][0] == curves["error_uip"][0]
 
 
 def test_subnetwork_errors_and_entropy(gen):

@@ -528,3 +528,38 @@ def test_every_chapter_in_the_toc_is_run_by_nbval():
     assert chapters, "no chapter notebooks in the toc"
     missed = [str(p.relative_to(ROOT)) for p in chapters if p.resolve() not in run_by_nbval]
     assert not missed, f"chapters in the book that `make notebooks` does not run: {missed}"
+
+
+class _ProseText(HTMLParser):
+    """The text of a page outside code (<pre>, <code>, <script>, <style>)."""
+
+    SKIP = {"pre", "code", "script", "style", "textarea"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth, self.text = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        self.depth += tag in self.SKIP
+
+    def handle_endtag(self, tag):
+        self.depth -= tag in self.SKIP and self.depth > 0
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.text.append(data)
+
+
+@needs_build
+def test_tables_render_as_tables(built_pages):
+    """A Markdown table that a cell displays must arrive as an HTML table: no separator row
+    like |---|---| in the prose of any page (the symptom of an unrendered table)."""
+    separator = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+    raw = []
+    for page in built_pages:
+        parser = _ProseText()
+        parser.feed(page.read_text(encoding="utf8"))
+        hit = separator.search(" ".join(parser.text))
+        if hit:
+            raw.append(f"{page.relative_to(BUILD)}: ...{hit.group(0)}...")
+    assert not raw, "pages show Markdown tables as raw text:\n" + "\n".join(raw)
