@@ -138,9 +138,9 @@ def perturbation_point(
     are the test errors on (x, y) of ``n_networks`` sub-networks sampled from the perturbed model
     (:func:`subnetwork_errors`). A generator seeded with ``seed`` draws the order of the
     perturbed connections, so with one seed a larger fraction perturbs a superset of the
-    connections of a smaller one; another, seeded with ``seed + 1``, draws the sub-networks, the
-    same draws for every kind and fraction, so the curves differ by the perturbation alone
-    (at fraction 0 they coincide).
+    connections of a smaller one; another, seeded with ``seed`` too, draws the sub-networks: the
+    same draws for every kind and fraction (and for :func:`mfbook.removal.removal_errors`), so
+    the curves differ by the perturbation alone (at fraction 0 they coincide).
     """
     _check_model(model)
     l = _layer_index(model, layer)
@@ -150,7 +150,7 @@ def perturbation_point(
     if kind == "random":
         count = min(count, int(cats.variable.sum()))
     net = perturbed(model, l, kind, count, torch.Generator().manual_seed(seed))
-    return count, subnetwork_errors(net, x, y, n_networks, torch.Generator().manual_seed(seed + 1))
+    return count, subnetwork_errors(net, x, y, n_networks, torch.Generator().manual_seed(seed))
 
 
 def perturbation_curves(

@@ -89,12 +89,13 @@ def entropy(models: dict, meta: dict, seed: int = 0) -> dict:
 
 def variant(models: dict, x, y, n_networks: int = 10, seed: int = 0) -> dict:
     """Per seed of one protocol variant (chapter 8): the category fractions, the perturbation
-    curves of the first layer, and the entropy profile in every convention of chapter 1."""
+    curves of the first layer, and the entropy profile in every convention of chapter 1
+    (``x`` is cast to each model's dtype: a variant may train in float64)."""
     return {
         label: {
             "fractions": analysis.category_fractions(model),
             "perturbation": analysis.perturbation_curves(
-                model, x, y, 0, n_networks=n_networks, seed=seed
+                model, x.to(model.layers[0].pi.dtype), y, 0, n_networks=n_networks, seed=seed
             ),
             "layer_entropy": {
                 c: analysis.layer_entropy(model, seed=seed, convention=c)

@@ -173,3 +173,16 @@ def test_perturbation_point_names_bad_arguments(kwargs, match, gen):
     args = {"layer": 0, "kind": "vip", "fraction": 0.5, "n_networks": 2} | kwargs
     with pytest.raises(ValueError, match=match):
         analysis.perturbation_point(model, x, y, **args)
+
+
+def test_perturbation_and_removal_draw_the_same_subnetworks(gen):
+    """Removing all VIPs by the perturbation experiment and by a removal curve ranked by VIP
+    membership removes the same connections and samples the same networks: one number."""
+    from mfbook import removal
+
+    model, x, y = crafted_model(gen)
+    count, errors = analysis.perturbation_point(model, x, y, 0, "vip", 1.0, 4, seed=3)
+    order = removal.ranking(model, 0, "vip", torch.Generator().manual_seed(0))
+    assert removal.removal_errors(model, x, y, 0, order, [count], 4, seed=3) == [
+        float(errors.mean())
+    ]

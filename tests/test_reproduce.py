@@ -10,6 +10,7 @@ import torch
 
 from mfbook import fingerprint, reproduce
 from mfbook._params_file import read_params
+from mfbook.checkpoint import load_checkpoint
 from mfbook.spike_slab import ENTROPY_CONVENTIONS
 from mfbook.train import PRESETS, preset
 
@@ -35,7 +36,11 @@ def tiny(monkeypatch, tmp_path):
         "tiny_variance": reproduce.Experiment(
             "tiny",
             (0,),
-            changes=(("name", "tiny_variance"), ("backward_variance", "as_published_2020")),
+            changes=(
+                ("name", "tiny_variance"),
+                ("backward_variance", "as_published_2020"),
+                ("dtype", "float64"),
+            ),
         ),
     }
     monkeypatch.setattr(reproduce, "EXPERIMENTS", experiments)
@@ -188,8 +193,7 @@ def test_cli_trains_a_preset(tmp_path):
     final = json.loads(proc.stdout.strip().splitlines()[-1])["final"]
     assert set(final) == {"test_error_mean", "test_error_mf", "test_error_sample"}
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 1
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
 def test_cli_rejects_unknown_names():
