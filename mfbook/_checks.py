@@ -56,18 +56,25 @@ def same_dtype_device(names: tuple[str, ...], values: tuple[torch.Tensor, ...]) 
         raise TypeError(f"{', '.join(names)} must share dtype and device, got {listing}")
 
 
-def spike_slab_params(pi: torch.Tensor, m: torch.Tensor, xi: torch.Tensor, *, ndim=None) -> None:
-    """Check a spike-and-slab parameter triple: shapes agree, pi in [0, 1], xi >= 0, finite."""
-    for name, value in (("pi", pi), ("m", m), ("xi", xi)):
+def spike_slab_params(
+    pi: torch.Tensor, m: torch.Tensor, xi: torch.Tensor, *, ndim=None, prefix: str = ""
+) -> None:
+    """Check a spike-and-slab parameter triple: shapes agree, pi in [0, 1], xi >= 0, finite.
+
+    ``prefix`` goes before each parameter's name in the messages (e.g. ``"layers[1]."``)."""
+    names = tuple(f"{prefix}{n}" for n in ("pi", "m", "xi"))
+    for name, value in zip(names, (pi, m, xi), strict=True):
         tensor(name, value, ndim=ndim)
-    same_shape(("pi", "m", "xi"), (pi, m, xi))
-    same_dtype_device(("pi", "m", "xi"), (pi, m, xi))
+    same_shape(names, (pi, m, xi))
+    same_dtype_device(names, (pi, m, xi))
     lo, hi = value_range(pi)
     if lo < 0 or hi > 1:
-        raise ValueError(f"pi must lie in [0, 1] (a probability), got values in [{lo:g}, {hi:g}]")
+        raise ValueError(
+            f"{names[0]} must lie in [0, 1] (a probability), got values in [{lo:g}, {hi:g}]"
+        )
     lo = value_range(xi)[0]
     if lo < 0:
-        raise ValueError(f"xi must be >= 0 (a variance), got a minimum of {lo:g}")
+        raise ValueError(f"{names[2]} must be >= 0 (a variance), got a minimum of {lo:g}")
 
 
 def positive_int(name: str, value) -> int:

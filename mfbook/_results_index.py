@@ -6,7 +6,14 @@ reads the summaries and writes the file, so every number in it comes from a stor
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
+
+#: What reading a malformed summary (wrong types, missing keys) raises.
+MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, StopIteration)
 
 _HEADER = [
     "# Stored results",
@@ -81,11 +88,53 @@ def _entropy_rows(e: dict) -> list[str]:
     return lines
 
 
+def unrenderable(kind: str, summary, sweep: bool = False) -> str | None:
+    """Why ``summary`` (an "experiment", "credit" or "entropy") cannot go into the index, e.g.
+    a key it lacks, or None if it can."""
+    rows = {"experiment": lambda: _experiment_rows("", summary, sweep)}
+    rows |= {"credit": lambda: _credit_rows(summary), "entropy": lambda: _entropy_rows(summary)}
+    try:
+        rows[kind]()
+    except MALFORMED as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def readable(
+    kinds: dict[str, tuple[str, bool]], load: Callable[[str], dict], folder: Path
+) -> tuple[dict[str, dict], tuple[str, ...]]:
+    """``({name: summary}, skipped)``: the stored summaries ``load(name)`` of ``kinds`` (name
+    -> (kind, is_sweep), see :func:`unrenderable`) that can go into the index, and a sentence
+    for each malformed one (with a warning naming ``folder / name / "summary.json"``)."""
+    found, skipped = {}, []
+    for name, (kind, sweep) in kinds.items():
+        path = folder / name / "summary.json"
+        try:
+            summary = load(name)
+            why = unrenderable(kind, summary, sweep)
+        except FileNotFoundError:
+            continue
+        except ValueError as err:  # not JSON, or not an object
+            problem = str(err)
+        else:
+            if why is None:
+                found[name] = summary
+                continue
+            problem = f"stored result {path} is malformed ({why})"
+        warnings.warn(f"{problem}; it is left out of the results index", stacklevel=3)
+        skipped.append(problem.replace(str(path), f"{name}/summary.json"))  # no local paths
+    return found, tuple(skipped)
+
+
 def render_index(
-    experiments: list[tuple[str, dict, bool]], credit: dict | None, entropy: dict | None
+    experiments: list[tuple[str, dict, bool]],
+    credit: dict | None,
+    entropy: dict | None,
+    skipped: tuple[str, ...] = (),
 ) -> str:
     """The index text: ``experiments`` as ``(name, summary, is_sweep)`` in order, then the
-    credit-assignment and entropy analyses when stored (``None``: left out)."""
+    credit-assignment and entropy analyses when stored (``None``: left out), then a line for
+    each of the malformed summaries ``skipped`` (sentences naming the file)."""
     lines = list(_HEADER)
     for name, summary, sweep in experiments:
         lines += _experiment_rows(name, summary, sweep)
@@ -93,4 +142,7 @@ def render_index(
         lines += _credit_rows(credit)
     if entropy is not None:
         lines += _entropy_rows(entropy)
+    if skipped:
+        lines += ["", "## Left out: malformed summaries", ""]
+        lines += [f"- {reason}" for reason in skipped]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,8 @@ divided by 255, no centring) and int64 labels, the 60,000 training or 10,000 tes
 standard order. The data come from the first of these sources that has them:
 
 1. the local cache, one uint8 ``.npz`` per split in ``cache_dir(root)``, written (atomically,
-   through ``mfbook.io``) after any other source succeeded;
+   through ``mfbook.io``) after any other source succeeded; the headers of its arrays are
+   checked against the sizes of MNIST before anything is inflated;
 2. the four standard IDX files (plain or ``.gz``) in that same folder;
 3. a download of the IDX ``.gz`` files from the mirrors of ``mfbook._mnist_download`` into that
    folder (not when the environment variable ``MFBOOK_OFFLINE=1`` is set);
@@ -19,10 +20,12 @@ or an error. This module holds the public functions, the order of the sources an
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -212,15 +215,58 @@ def _from_sources(split: str, folder: Path) -> tuple[dict, str]:
 # ----------------------------------------------------------------------------- cache
 
 
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+_CACHE_MEMBERS = ("images.npy", "labels.npy")
+
+
+def _member_shape(zf: zipfile.ZipFile, name: str, where: str) -> tuple[int, ...]:
+    """The shape of the uint8 array ``name`` of an npz file, read from its ``.npy`` header
+    without inflating the data, once the member's size is what that header says."""
+    info = zf.getinfo(name)
+    with zf.open(info) as f:  # a zip member inflates at most to its recorded file_size
+        reader = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+        if reader is None:
+            raise MNISTFormatError(f"{where}: {name} has an unknown .npy format version")
+        shape, _, dtype = reader(f)
+        header = f.tell()
+    if dtype != np.dtype(np.uint8):
+        raise MNISTFormatError(f"{where}: {name} has dtype {dtype}, expected uint8")
+    if info.file_size != header + math.prod(shape):
+        raise MNISTFormatError(
+            f"{where}: {name} is {info.file_size} bytes, its header (shape {shape}) says "
+            f"{header + math.prod(shape)}"
+        )
+    return shape
+
+
+def _check_cache_size(path: Path, split: str) -> None:
+    """Refuse an npz cache larger than MNIST's ``split`` before anything is inflated (a small
+    compressed file can inflate to gigabytes), as :func:`mfbook._mnist_idx.read_idx` caps IDX
+    files: exactly the members images and labels, uint8, at most the split's count of images
+    of 784 pixels ((N, 784) or (N, 28, 28)) and N labels."""
+    with zipfile.ZipFile(path) as zf:
+        if sorted(zf.namelist()) != list(_CACHE_MEMBERS):
+            raise MNISTFormatError(
+                f"{path}: members {sorted(zf.namelist())}, expected images, labels"
+            )
+        images, labels = (_member_shape(zf, name, str(path)) for name in _CACHE_MEMBERS)
+    count = SPLITS[split][2]
+    n = labels[0] if len(labels) == 1 else -1
+    if not 1 <= n <= count or images not in ((n, ROWS * COLS), (n, ROWS, COLS)):
+        raise MNISTFormatError(
+            f"{path}: arrays of shapes {images}/{labels}, expected (N, 784)/(N,) with N at most "
+            f"{count} (the {split} split)"
+        )
+
+
 def _read_cache(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    _check_cache_size(path, split)  # the dtypes and shapes too
     with np.load(path, allow_pickle=False) as f:
         images, labels = f["images"], f["labels"]
-    if images.dtype != np.uint8 or labels.dtype != np.uint8:
-        raise MNISTFormatError(f"dtypes {images.dtype}/{labels.dtype}, expected uint8")
-    if images.ndim == 3 and images.shape[1:] == (ROWS, COLS):
-        images = images.reshape(len(images), ROWS * COLS)
-    if images.shape != (len(labels), ROWS * COLS) or labels.ndim != 1:
-        raise MNISTFormatError(f"shapes {images.shape}/{labels.shape}, expected (N, 784)/(N,)")
+    images = images.reshape(len(labels), ROWS * COLS)
     for name, array in zip(SPLITS[split][:2], (images, labels), strict=True):
         verify(name, array, str(path))
     return images, labels

@@ -11,11 +11,16 @@ the compiled kernel library are all written the same way:
 3. renamed over the target with ``os.replace``, and the folder is synced too.
 
 A reader therefore sees either the old file or the whole new one, never half a file, and a
-writer that fails removes its temporary file. A writer killed outright (``SIGKILL``, a power cut)
-may leave one behind; :func:`clean_orphans` removes those at the start of the next run.
+writer that fails removes its temporary file; a full disk is reported as such (``ENOSPC``,
+naming the file), also where the writer (torch's) raised something else. A writer killed
+outright (``SIGKILL``, a power cut) may leave one behind; :func:`clean_orphans` removes those at
+the start of the next run.
 
 A target that is a symbolic link is refused before anything is written: the package never writes
 to or through a link (which could point anywhere, e.g. at a file of another user).
+
+A lock file is the one kind written otherwise, by :func:`exclusive_write`: created only if it
+does not exist, which a rename over the target cannot do.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_target", "atomic_write", "clean_orphans", "recover_folder", "staged_folder"]
+__all__ = [
+    "atomic_target",
+    "atomic_write",
+    "clean_orphans",
+    "exclusive_write",
+    "recover_folder",
+    "staged_folder",
+]
 
 _TMP_SUFFIX = ".tmp"
 # the random part of a tempfile.mkstemp name (its characters, not its length: that may change)
@@ -103,23 +115,75 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     _fsync_folder(path.parent)
 
 
+def _no_space(err: BaseException | None) -> bool:
+    """Whether ``err`` or an exception it came from (``raise from``, or raised while handling
+    one) is an ``OSError`` ``ENOSPC``: torch's writer, say, reports a full disk as a
+    ``RuntimeError("... unexpected pos ...")`` raised while handling the ``OSError``."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_target`) and return the path.
 
     ``data`` is ``bytes``, a ``str`` (written as UTF-8, newlines unchanged) or a callable
     ``write(f)`` that writes into the binary file object ``f`` (e.g. ``torch.save(obj, f)``).
+    A full disk is an ``OSError`` (``errno.ENOSPC``) "no space left on device while writing
+    PATH", whatever the writer raised; the temporary file is removed, the old file kept.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
     if not isinstance(data, bytes | bytearray | memoryview) and not callable(data):
         raise TypeError(f"data must be bytes, str or a callable, got {type(data).__name__}")
     path = Path(path)
-    with atomic_target(path) as tmp, open(tmp, "wb") as f:
-        if callable(data):
-            data(f)
-        else:
-            f.write(data)
+    try:
+        with atomic_target(path) as tmp, open(tmp, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+    except (OSError, RuntimeError) as err:
+        if not _no_space(err):
+            raise
+        raise _no_space_error(path) from err
     return path
+
+
+def _no_space_error(path: Path) -> OSError:
+    return OSError(errno.ENOSPC, f"no space left on device while writing {path}")
+
+
+def exclusive_write(path: str | os.PathLike, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; whether this call created it.
+
+    The creation is exclusive (``O_CREAT | O_EXCL``): of processes creating ``path`` at once,
+    exactly one succeeds, and an existing file or symbolic link is never replaced nor followed.
+    For lock files (:mod:`mfbook._lock`): unlike :func:`atomic_write`, a reader may see the
+    file empty for a moment. A write that fails removes the file again. Missing parent folders
+    are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # less the umask
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as err:
+        path.unlink(missing_ok=True)
+        if isinstance(err, OSError) and _no_space(err):
+            raise _no_space_error(path) from err
+        raise
+    return True
 
 
 def clean_orphans(folder: str | os.PathLike, name: str) -> int:

@@ -215,11 +215,15 @@ class MeanFieldMLP(nn.Module):
         """Logits z^L (B, N_L) of the mean-field network ("mf", noisy) or the mean network.
 
         ``eps`` (mode "mf" only): optional list of (B, N_l) noise tensors, one per layer; drawn
-        from ``generator`` when not given. Inputs are checked; see :meth:`logits` for the
-        unchecked path used inside training loops.
+        from ``generator`` when not given. Inputs and parameters are checked (a ValueError
+        names the layer and the parameter: pi outside [0, 1], xi < 0, NaN or inf); see
+        :meth:`logits` for the unchecked path used inside training loops.
         """
         _checks.choice("mode", mode, MODES)
         _check_input(x, self.sizes[0], self.layers[0].pi)
+        for l, lay in enumerate(self.layers):  # e.g. set by hand: pi outside [0, 1], NaN
+            params = (lay.pi.detach(), lay.m.detach(), lay.xi.detach())
+            _checks.spike_slab_params(*params, prefix=f"layers[{l}].")
         if eps is not None:
             if mode != "mf":
                 raise ValueError("eps is only used with mode='mf'")

@@ -27,7 +27,7 @@ from mfbook._params_file import read_params, save_params
 from mfbook._records import benchmarks_dir as benchmarks_dir
 from mfbook._records import environment
 from mfbook._records import load_benchmark as load_benchmark
-from mfbook._results_index import render_index
+from mfbook._results_index import MALFORMED, readable, render_index
 from mfbook.data import load_mnist
 from mfbook.experiments import ANALYSES, EXPERIMENTS, SEEDS, VARIANTS, Experiment, Run
 from mfbook.io import atomic_write, clean_orphans, recover_folder, staged_folder
@@ -57,7 +57,8 @@ def _write_json(path: Path, obj) -> Path:
 
 
 def load_summary(name: str, root=None) -> dict:
-    """The stored ``summary.json`` of an experiment or analysis."""
+    """The stored ``summary.json`` of an experiment or analysis (a ValueError naming the file
+    if it is not JSON, or not a JSON object)."""
     _checks.choice("name", name, names())
     path = results_dir(root) / name / "summary.json"
     if not path.is_file():
@@ -65,9 +66,13 @@ def load_summary(name: str, root=None) -> dict:
             f"no stored result {path}; produce it with: python -m mfbook reproduce {name}"
         )
     try:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"stored result {path} is not valid JSON: {err}") from err
+    if not isinstance(summary, dict):
+        kind = type(summary).__name__
+        raise ValueError(f"stored result {path} is not a JSON object (it holds a {kind})")
+    return summary
 
 
 def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
@@ -121,17 +126,23 @@ def stale_reason(name: str, root=None) -> str | None:
     Current means: computed from today's preset, seeds and runs; its parameter files are the
     ones it wrote (sha256); and today's code computes the same numbers (the numerics
     fingerprint of :mod:`mfbook.fingerprint`, checked where this machine can compute it as the
-    result's machine did)."""
+    result's machine did). A malformed file is a reason too, never an exception."""
     _checks.choice("experiment", name, tuple(EXPERIMENTS))
     try:
         s = load_summary(name, root)
     except (FileNotFoundError, ValueError) as err:
         return str(err)
-    problem = _config_problem(s, EXPERIMENTS[name])
-    problem = problem or fingerprint.files_problem(results_dir(root) / name, s.get("files"))
-    if problem is None:
-        with contextlib.suppress(fingerprint.NotComparable):
-            problem = _numerics_problem(json.dumps(s.get("numerics"), sort_keys=True))
+    path = results_dir(root) / name / "summary.json"
+    if missing := [key for key in ("config", "seeds", "runs") if key not in s]:
+        return f"stored result {path} is malformed (it lacks {', '.join(missing)})"
+    try:
+        problem = _config_problem(s, EXPERIMENTS[name])
+        problem = problem or fingerprint.files_problem(results_dir(root) / name, s.get("files"))
+        if problem is None:
+            with contextlib.suppress(fingerprint.NotComparable):
+                problem = _numerics_problem(json.dumps(s.get("numerics"), sort_keys=True))
+    except MALFORMED as err:  # a value of the wrong type, a key missing further in
+        return f"stored result {path} is malformed ({type(err).__name__}: {err})"
     return None if problem is None else f"stored result {name}: {problem}"
 
 
@@ -325,14 +336,11 @@ def reproduce(name: str, force=False, device="auto", root=None, progress=True):
 
 
 def write_index(root=None) -> Path:
-    """The results index ``README.md``: a markdown table of every stored result (generated)."""
-    stored = []
-    for name, exp in EXPERIMENTS.items():
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            stored.append((name, load_summary(name, root), bool(exp.sweep)))
-    analyses = {}
-    for name in ("credit", "entropy"):
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            analyses[name] = load_summary(name, root)
-    text = render_index(stored, analyses.get("credit"), analyses.get("entropy"))
+    """The results index ``README.md``: a markdown table of every stored result (generated).
+    A malformed summary is left out, with a warning and a line of the index naming it."""
+    kinds = {name: ("experiment", bool(exp.sweep)) for name, exp in EXPERIMENTS.items()}
+    analyses = {name: (name, False) for name in ("credit", "entropy")}
+    found, skipped = readable(kinds | analyses, lambda n: load_summary(n, root), results_dir(root))
+    stored = [(name, found[name], sweep) for name, (_, sweep) in kinds.items() if name in found]
+    text = render_index(stored, found.get("credit"), found.get("entropy"), skipped)
     return atomic_write(results_dir(root) / "README.md", text)

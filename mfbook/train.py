@@ -22,10 +22,14 @@ from mfbook.analysis import error_rate
 from mfbook.checkpoint import load_checkpoint, save_checkpoint
 from mfbook.config import PRESETS, TrainConfig, preset
 from mfbook.data import load_mnist
+from mfbook.fast import kernels
 from mfbook.fast.graphs import GraphedEpochs
 from mfbook.loop import EagerEpochs, TrainingDiverged, all_finite, build_model, locate_divergence
 
 __all__ = ["PRESETS", "TrainConfig", "TrainResult", "TrainingDiverged", "preset", "train"]
+
+#: The largest seed: seed + 2 seeds the noise generator, and every seed fits an int64.
+MAX_SEED = 2**63 - 3
 
 
 def resolve_device(device="auto") -> torch.device:
@@ -35,7 +39,41 @@ def resolve_device(device="auto") -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r} was requested but there are only "
+            f"{torch.cuda.device_count()} CUDA devices"
+        )
     return device
+
+
+def kernels_in_use(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the fused CPU kernels run this training: built, not turned off
+    (``MFBOOK_KERNELS=0``, :func:`mfbook.fast.kernels.disabled`), and applicable to the
+    config's dtype on ``device`` (float32 on the CPU). Recorded in every checkpoint."""
+    return kernels.applies(torch.empty(0, dtype=getattr(torch, config.dtype), device=device))
+
+
+def _resume_state(state: dict, path, dev: torch.device, fused: bool, noise_gen, seed: int):
+    """Set ``noise_gen`` from a checkpoint's ``state``, warning where the resumed run cannot be
+    bit-identical: written on another device type, or with the fused kernels set otherwise."""
+    if state["device_type"] != dev.type:  # generator states differ between CPU and CUDA
+        warnings.warn(
+            f"checkpoint {path} was written on {state['device_type']}, resuming on "
+            f"{dev.type}: the noise stream is re-seeded, the run is not bit-identical",
+            stacklevel=3,
+        )
+        noise_gen.manual_seed(seed + 2 + state["epoch"])
+        return
+    noise_gen.set_state(state["noise_gen"])
+    if state["kernels"] != fused:
+        onoff = {True: "on", False: "off"}
+        warnings.warn(
+            f"checkpoint {path} was written with the fused CPU kernels {onoff[state['kernels']]}, "
+            f"they are {onoff[fused]} now (MFBOOK_KERNELS, kernels.disabled()): the resumed run "
+            "is no longer bit-identical to an uninterrupted one",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -118,8 +156,8 @@ def train(
         config = preset(config)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig or a preset name, got {type(config)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative int, at most {MAX_SEED}, got {seed!r}")
     dev = resolve_device(device)
     x, y, xt, yt, split = _data(config, data_root, dev)
     if config.sizes[0] != x.shape[1] or config.sizes[-1] != 10:
@@ -130,19 +168,12 @@ def train(
     noise_gen = torch.Generator(device=dev).manual_seed(seed + 2)  # eps and sampled networks
     history: dict[str, list[float]] = {}
     start_epoch = 0
+    fused = kernels_in_use(config, dev)
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, expect_config=config.to_dict(), expect_seed=seed)
         model.load_state_dict(state["model"])
         order_gen.set_state(state["order_gen"])
-        if state["device_type"] == dev.type:
-            noise_gen.set_state(state["noise_gen"])
-        else:  # generator states differ between CPU and CUDA: continue, but not bit-identically
-            warnings.warn(
-                f"checkpoint {checkpoint} was written on {state['device_type']}, resuming on "
-                f"{dev.type}: the noise stream is re-seeded, the run is not bit-identical",
-                stacklevel=2,
-            )
-            noise_gen.manual_seed(seed + 2 + state["epoch"])
+        _resume_state(state, checkpoint, dev, fused, noise_gen, seed)
         history, start_epoch = state["history"], state["epoch"]
 
     bar = None
@@ -188,6 +219,7 @@ def train(
                 order_gen=order_gen.get_state(),
                 noise_gen=noise_gen.get_state(),
                 device_type=dev.type,
+                kernels=fused,
             )
         if callback is not None:
             callback(model, row)

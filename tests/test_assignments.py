@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -260,6 +261,26 @@ def test_grading_notebook_restores_deleted_and_weakened_tests():
     assert setup.source == next(c for c in master.cells if A.grade_id(c) == "setup").source
 
 
+@pytest.mark.parametrize("path", MASTERS, ids=NAMES)
+def test_grading_notebook_restores_a_deleted_setup_cell_in_its_place(path):
+    master = nbformat.read(path, as_version=4)
+    student = A.student_notebook(master)
+    at = next(i for i, c in enumerate(student.cells) if A.grade_id(c) == "setup")
+    del student.cells[at]
+    nb = A.grading_notebook(student, master)
+    assert [A.grade_id(c) for c in nb.cells] == [A.grade_id(c) for c in master.cells]
+    assert nb.cells[at].source == master.cells[at].source
+    # a set-up cell whose metadata was changed (no longer read-only) is restored too
+    student = A.student_notebook(master)
+    student.cells[at].metadata["nbgrader"] = {"grade_id": "mine"}
+    student.cells[at].source = "pass"
+    nb = A.grading_notebook(student, master)
+    ids = [A.grade_id(c) for c in nb.cells]
+    first = A.grade_id(_solution_cells(master)[0])
+    assert ids.count("setup") == 1 and ids.index("setup") < ids.index(first)
+    assert nb.cells[ids.index("setup")].source == master.cells[at].source
+
+
 # -- the helpers the test cells call (no kernel) ------------------------------------------------
 
 
@@ -470,6 +491,8 @@ def test_cli_parses_the_assign_commands():
         2,
     )
     assert _parser().parse_args(["assign", "student"]).assign_command == "student"
+    args = _parser().parse_args(["assign", "nbgrader-course", "course"])
+    assert (args.assign_command, args.folder) == ("nbgrader-course", "course")
 
 
 # -- grading in kernels: one folder of fake submissions, graded once ----------------------------
@@ -494,8 +517,9 @@ def graded(tmp_path_factory):
     results = {}
     real_grade = A.grade
 
-    def recording_grade(path, master, timeout=120):
-        results[(path.parent.name, path.stem)] = result = real_grade(path, master, timeout)
+    def recording_grade(notebook, master, **kw):
+        path = Path(kw["name"])
+        results[(path.parent.name, path.stem)] = result = real_grade(notebook, master, **kw)
         return result
 
     with pytest.MonkeyPatch.context() as mp:
@@ -547,7 +571,8 @@ def test_grade_folder_writes_the_table(graded):
         (s, n) for s in ("alice", "bob", "carol", "dave") for n in NAMES
     ]
     ids = [gid for p in MASTERS for gid in A.test_points(nbformat.read(p, as_version=4))]
-    assert list(rows[0]) == ["student", "assignment", *ids, "total", "max", "feedback"]
+    assert list(rows[0]) == ["student", "assignment", *ids, "total", "max", "feedback", "error"]
+    assert all(row["error"] == "" for row in rows), "no notebook failed as a whole"
     for row in rows:
         name = row["assignment"]
         points = A.test_points(nbformat.read(A.MASTERS / f"{name}.ipynb", as_version=4))

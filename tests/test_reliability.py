@@ -123,7 +123,11 @@ def test_killed_run_resumes_bit_identically(tmp_path, sig):
 
 
 def _state() -> dict:
-    return dict.fromkeys(REQUIRED, 0) | {"model": {"w": torch.ones(2)}}
+    """A valid checkpoint state with every required field."""
+    gen = torch.Generator().get_state()
+    state = {"model": {"w": torch.ones(2)}, "config": {"epochs": 1}, "history": {}}
+    state |= {"order_gen": gen, "noise_gen": gen, "device_type": "cpu", "kernels": False}
+    return dict.fromkeys(REQUIRED, 0) | state
 
 
 def _grades(folder, name):

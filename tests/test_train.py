@@ -121,13 +121,14 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 def _minimal_state():
     return dict(
         model={"w": torch.ones(2)},
-        config={"name": "x"},
+        config={"name": "x", "epochs": 1},
         seed=0,
         epoch=1,
         history={},
         order_gen=torch.Generator().get_state(),
         noise_gen=torch.Generator().get_state(),
         device_type="cpu",
+        kernels=False,
     )
 
 
