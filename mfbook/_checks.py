@@ -8,10 +8,12 @@ Inside the package the data is trusted.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def tensor(name: str, value, *, ndim: int | None = None, floating: bool = True) -> torch.Tensor:
@@ -108,3 +110,13 @@ def spike_slab_scalars(pi, m, xi) -> tuple[float, float, float]:
     if xi < 0.0:
         raise ValueError(f"xi must be >= 0 (the slab variance), got {xi}")
     return pi, m, xi
+
+
+def file_name(name: str, value) -> str:
+    """Check that ``value`` names a file inside its folder: letters, digits, ``_ . -``, no path
+    separator and no ``..`` (a stored result's labels never reach outside its folder)."""
+    if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"{name} must be a plain file name (letters, digits, '_', '.', '-'), got {value!r}"
+        )
+    return value

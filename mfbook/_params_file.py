@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfbook.fingerprint import sha256
-from mfbook.io import atomic_write
+from mfbook.io import atomic_write, sha256
 
 
 def save_params(path: Path, model) -> Path:

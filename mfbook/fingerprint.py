@@ -22,8 +22,10 @@ from pathlib import Path
 
 import torch
 
+from mfbook import _checks
 from mfbook.config import TrainConfig
 from mfbook.fast import kernels
+from mfbook.io import sha256
 from mfbook.loop import build_model, make_optimizer, training_step
 
 #: The tiny run: the paper's layer widths, one batch of random images, three steps.
@@ -108,14 +110,6 @@ class NotComparable(RuntimeError):
     """Today's numerics cannot be computed as the recorded ones were (another CPU or torch)."""
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_hashes(folder: Path, names) -> dict[str, str]:
     """{name: sha256} of the files ``names`` in ``folder``."""
     return {name: sha256(Path(folder) / name) for name in sorted(names)}
@@ -126,6 +120,10 @@ def files_problem(folder: Path, recorded: dict | None) -> str | None:
     if not isinstance(recorded, dict):
         return "it records no file hashes"
     for name, digest in sorted(recorded.items()):
+        try:
+            _checks.file_name(f"a file name recorded in {folder}", name)
+        except ValueError as err:
+            return str(err)
         path = Path(folder) / name
         if not path.is_file():
             return f"its file {path} is missing"

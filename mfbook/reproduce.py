@@ -158,6 +158,7 @@ def is_current(name: str, root=None) -> bool:
 
 
 def _params_path(out: Path, label: str) -> Path:
+    _checks.file_name(f"the run label of {out}", label)
     return out / (f"seed{label}.npz" if label.isdigit() else f"{label}.npz")
 
 

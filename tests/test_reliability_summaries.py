@@ -116,3 +116,23 @@ def test_the_index_leaves_out_malformed_summaries_and_names_them(tmp_path):
 def test_an_index_of_well_formed_summaries_has_no_left_out_section(tmp_path):
     _store(tmp_path, "paper", _good_summary())
     assert "Left out" not in reproduce.write_index(tmp_path).read_text()
+
+
+@pytest.mark.parametrize("label", ["../../x", "../paper_bp/seed0", "/etc/passwd", "a/b", ".."])
+def test_a_run_label_that_leaves_the_results_folder_is_refused(tmp_path, label):
+    outside = tmp_path / "x.npz"
+    outside.write_bytes(b"a file outside the stored result")
+    summary = {**_valid_up_to_the_runs(), "runs": {label: {}}, "kept": [label], "files": {}}
+    _store(tmp_path / "results", "paper", summary)
+    with pytest.raises(ValueError, match="must be a plain file name") as err:
+        reproduce.load_model("paper", root=tmp_path / "results", run=label)
+    assert repr(label) in str(err.value) and "paper" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["../../x.npz", "../paper_bp/seed0.npz", "/etc/passwd"])
+def test_a_recorded_file_outside_the_results_folder_makes_the_result_stale(tmp_path, name):
+    (tmp_path / "x.npz").write_bytes(b"a file outside the stored result")
+    summary = {**_valid_up_to_the_runs(), "runs": _all_runs(), "files": {name: "0" * 64}}
+    _store(tmp_path / "results", "paper", summary)
+    reason = reproduce.stale_reason("paper", root=tmp_path / "results")
+    assert "must be a plain file name" in reason and repr(name) in reason

@@ -16,8 +16,11 @@ rounding (the noise: exactly).
 The kernels are compiled with the system's C++ compiler (``$CXX``, else ``c++``) against the
 installed torch, on Linux, the first time they are needed or by ``python -m mfbook kernels``
 (``make`` does it during set-up). The library is cached per source, torch, Python and CPU in
-``$MFBOOK_KERNEL_CACHE`` (default: ``~/.cache/mfbook/kernels``). ``MFBOOK_KERNELS=0`` turns them
-off. Without a compiler everything works, only slower; one warning says why.
+``$MFBOOK_KERNEL_CACHE`` (default: ``~/.cache/mfbook/kernels``), a folder only its owner may
+write, with the sha256 of each library beside it: a library is loaded only if it matches its
+checksum (a damaged one is compiled again) and only if it registers every op of :data:`OPS`.
+``MFBOOK_KERNELS=0`` turns them off. Without a compiler, or with a cache folder that others can
+write, everything works, only slower; one warning says why.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from mfbook.io import atomic_target
+from mfbook.io import atomic_target, atomic_write, sha256
 
 SOURCE = Path(__file__).with_name("_kernels.cpp")
 # -march=native: the vector instructions of this CPU (the library is cached per CPU, below);
@@ -50,6 +53,17 @@ FLAGS = (
     "-shared",
     "-fPIC",
     "-std=c++17",
+)
+
+#: The ops ``_kernels.cpp`` registers; a library that lacks one is not used.
+OPS = (
+    "mean_and_variance",
+    "weight_grads_",
+    "preactivation_",
+    "backward_signals",
+    "normal_pairs_",
+    "noisy_output_",
+    "adam_steps_",
 )
 
 _loaded: bool | None = None  # None: not tried yet in this process
@@ -104,11 +118,40 @@ def library_path() -> Path:
     return cache_dir() / f"mfbook_kernels-{h.hexdigest()[:16]}.so"
 
 
-def build(force: bool = False, quiet: bool = False) -> Path:
-    """Compile the kernels into :func:`library_path` unless there already (``force``: again).
+def checksum_path(library: Path) -> Path:
+    """The file beside ``library`` that holds its sha256, written when it was built."""
+    return library.with_name(library.name + ".sha256")
 
-    Raises RuntimeError naming what failed: not Linux, no compiler, or the compiler's message.
-    Concurrent builds (test workers) wait for each other through a lock file.
+
+def _intact(library: Path) -> bool:
+    """Whether ``library`` exists and matches the checksum written when it was built."""
+    try:
+        return checksum_path(library).read_text().strip() == sha256(library)
+    except OSError:
+        return False
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (owner only); refuse one that another user owns or can write, since a
+    library loaded from it runs as this process."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeError(
+            f"the kernel cache folder {folder} can be written by other users (mode "
+            f"{st.st_mode & 0o777:o}); no library is loaded from it: set MFBOOK_KERNEL_CACHE to a "
+            "folder only you can write"
+        )
+
+
+def build(force: bool = False, quiet: bool = False) -> Path:
+    """Compile the kernels into :func:`library_path` unless an intact library is there already
+    (``force``: again). A cached library that does not match its checksum (damaged, truncated
+    or replaced) is compiled again.
+
+    Raises RuntimeError naming what failed: not Linux, no compiler, a cache folder that others
+    can write, or the compiler's message. Concurrent builds (test workers) wait for each other
+    through a lock file.
     """
     if not sys.platform.startswith("linux"):
         raise RuntimeError(f"the fused kernels are built on Linux only (this is {sys.platform})")
@@ -116,22 +159,32 @@ def build(force: bool = False, quiet: bool = False) -> Path:
     if compiler is None:
         raise RuntimeError(f"no C++ compiler found ({os.environ.get('CXX', 'c++')})")
     out = library_path()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(out.parent / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    _private_folder(out.parent)
+    lock = os.open(out.parent / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if out.exists() and not force:
+        if not force and _intact(out):
             return out
         if not quiet:
-            print("mfbook: compiling the fused CPU kernels (once, under a minute)", file=sys.stderr)
+            why = "it does not match its checksum, " if out.exists() else ""
+            print(
+                f"mfbook: compiling the fused CPU kernels ({why}once, under a minute)",
+                file=sys.stderr,
+            )
         with atomic_target(out) as tmp:  # a reader never sees half a library
             done = subprocess.run(compile_command(tmp, compiler), capture_output=True)
             if done.returncode != 0:
                 msg = done.stderr.decode(errors="replace").strip()[-2000:]
                 raise RuntimeError(f"the C++ compiler failed:\n{msg}")
+            digest = sha256(tmp)
+        atomic_write(checksum_path(out), digest + "\n")
     finally:
         os.close(lock)
     return out
+
+
+def _missing_ops() -> list[str]:
+    return [op for op in OPS if not hasattr(torch.ops.mfbook, op)]
 
 
 def load() -> bool:
@@ -144,7 +197,13 @@ def load() -> bool:
             _reason = "turned off by MFBOOK_KERNELS=0"
             return False
         try:
-            torch.ops.load_library(str(build()))
+            library = build()
+            if not _intact(library):  # replaced between the build and here
+                raise RuntimeError(f"{library} does not match its checksum")
+            torch.ops.load_library(str(library))
+            missing = _missing_ops()
+            if missing:
+                raise RuntimeError(f"{library} does not register the ops {', '.join(missing)}")
             _loaded = True
         except (RuntimeError, OSError) as err:
             _reason = str(err)
