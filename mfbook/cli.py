@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
 
 from mfbook._lock import FolderLocked, folder_lock
 from mfbook.checkpoint import CheckpointError
-from mfbook.io import atomic_write
+from mfbook.io import atomic_write, refuse_symlink
 from mfbook.reproduce import names
 from mfbook.train import MAX_SEED, PRESETS, resolve_device
 
@@ -138,6 +139,8 @@ def _train(args) -> int:
         config = config.replace(epochs=args.epochs)
     out = args.out or Path(f"runs/{args.preset}-seed{args.seed}")
     try:
+        for name in ("history.json", "checkpoint.pt"):  # refused before training, not after
+            refuse_symlink(out / name)
         with folder_lock(out):
             result = train(
                 config,
@@ -153,6 +156,11 @@ def _train(args) -> int:
         first = str(err).splitlines()[0]  # torch's reasons may go on for lines
         print(f"python -m mfbook train: error: {first}{hint}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        print(f"python -m mfbook train: error: argument --out: {err}", file=sys.stderr)
+        return 2
     final = {k: v[-1] for k, v in result.history.items() if k.startswith("test_error")}
     print(json.dumps({"out": str(out), "final": final}))
     return 0

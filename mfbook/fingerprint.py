@@ -10,7 +10,11 @@ are the ones it wrote. Two records in every ``summary.json`` say so:
   generator, the optimiser), not when a comment does. Matrix products may round differently on
   another CPU, another torch or another number of threads, so the record names all three; the
   fingerprint is recomputed with the recorded threads, and :func:`numerics_problem` compares it
-  only where the CPU and torch are the same.
+  only where the CPU and torch are the same. Elsewhere it compares the record's ``"reference"``
+  (:func:`reference_statistics`): the same tiny run in float64 on the reference path, reduced
+  to a few sums that every CPU computes alike to about 1e-12. They change with the formulas,
+  the noise generator and the optimiser, not with rounding, so on another machine a result is
+  checked for what it computes, if not for every last bit.
 * ``"files"``: the sha256 of every parameter file of the experiment (:func:`file_hashes`).
 """
 
@@ -30,6 +34,9 @@ from mfbook.loop import build_model, make_optimizer, training_step
 
 #: The tiny run: the paper's layer widths, one batch of random images, three steps.
 _SIZES, _BATCH, _STEPS = (784, 100, 100, 10), 500, 3
+_METHODS = ("gbp", "bp")
+#: How closely two machines' float64 reference statistics agree (their rounding differs).
+_RTOL = 1e-9
 
 
 def _cpu() -> str:
@@ -37,24 +44,53 @@ def _cpu() -> str:
     return hashlib.sha256(kernels.cpu_description().encode()).hexdigest()[:12]
 
 
-def _tiny_run(method: str, h) -> None:
-    """Three training steps and one evaluation of ``method``, hashed into ``h``."""
-    config = TrainConfig(method=method, sizes=_SIZES, batch_size=_BATCH)
+def _tiny_run(method: str, dtype: str = "float32") -> list[torch.Tensor]:
+    """Three training steps and one evaluation of ``method``: the losses, the parameters and
+    the outputs."""
+    config = TrainConfig(method=method, sizes=_SIZES, batch_size=_BATCH, dtype=dtype)
     model = build_model(config, seed=0)
     opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(1)
-    x = torch.rand(_BATCH, _SIZES[0], generator=gen)
+    x = torch.rand(_BATCH, _SIZES[0], generator=gen, dtype=getattr(torch, dtype))
     y = torch.randint(0, _SIZES[-1], (_BATCH,), generator=gen)
     noise = torch.Generator().manual_seed(2)
-    for _ in range(_STEPS):
-        h.update(training_step(model, x, y, opt, None, noise).numpy().tobytes())
+    losses = [training_step(model, x, y, opt, None, noise) for _ in range(_STEPS)]
     with torch.no_grad():  # what train() evaluates after each epoch
         if method == "gbp":
             outputs = [*model.mean_and_mf_logits(x, noise), model.sample_network(noise)(x)]
         else:
             outputs = [model.logits(x)]
-    for t in [*model.state_dict().values(), *outputs]:
-        h.update(t.detach().contiguous().numpy().tobytes())
+    return [t.detach().contiguous() for t in (*losses, *model.state_dict().values(), *outputs)]
+
+
+def reference_statistics() -> list[list[float]]:
+    """The tiny run of each method in float64 with the fused kernels off, reduced to
+    ``[sum x, sum |x|, sum x^2]`` for each loss, parameter and output."""
+    with torch.random.fork_rng(devices=[]), kernels.disabled():
+        tensors = [t for method in _METHODS for t in _tiny_run(method, "float64")]
+    return [[float(t.sum()), float(t.abs().sum()), float(t.square().sum())] for t in tensors]
+
+
+def _reference_problem(recorded) -> str | None:
+    """Why today's :func:`reference_statistics` differ from ``recorded``, or None: each sum
+    must agree to ``_RTOL`` of its scale (sum |x| for the first two, sum x^2 for the third)."""
+    now = reference_statistics()
+    if (
+        not isinstance(recorded, list)
+        or len(recorded) != len(now)
+        or not all(isinstance(r, list) and len(r) == 3 for r in recorded)
+    ):
+        return "its reference statistics do not fit today's tiny run"
+    for i, (old, new) in enumerate(zip(recorded, now, strict=True)):
+        scales = (new[1], new[1], new[2])
+        if any(
+            abs(a - b) > _RTOL * max(c, 1e-300) for a, b, c in zip(old, new, scales, strict=True)
+        ):
+            return (
+                f"its reference statistics differ from today's (tensor {i}: {old} against "
+                f"{new}): the code computes other numbers now"
+            )
+    return None
 
 
 def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dict:
@@ -72,8 +108,9 @@ def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dic
             stack.enter_context(kernels.disabled())
         torch.set_num_threads(threads)
         try:
-            for method in ("gbp", "bp"):
-                _tiny_run(method, h)
+            for method in _METHODS:
+                for t in _tiny_run(method):
+                    h.update(t.numpy().tobytes())
         finally:
             torch.set_num_threads(before)
     return {
@@ -82,18 +119,23 @@ def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dic
         "threads": threads,
         "torch": torch.__version__,
         "cpu": _cpu(),
+        "reference": reference_statistics(),
     }
 
 
 def numerics_problem(recorded: dict | None) -> str | None:
     """Why the ``recorded`` numerics differ from today's (a sentence), or None if they agree.
 
-    Raises :class:`NotComparable` where today's cannot be computed alike: another torch or CPU,
-    or kernels recorded on and unavailable here."""
+    On the CPU and torch the result was computed with, the fingerprints are compared; on
+    another, the float64 reference statistics. Raises :class:`NotComparable` where neither can
+    be: another machine and no reference statistics recorded, or kernels recorded on and
+    unavailable here."""
     if not isinstance(recorded, dict) or "fingerprint" not in recorded:
         return "it records no numerics fingerprint"
     for key, here in (("torch", torch.__version__), ("cpu", _cpu())):
         if recorded.get(key) != here:
+            if "reference" in recorded:
+                return _reference_problem(recorded["reference"])
             raise NotComparable(f"it was computed with {key} {recorded.get(key)}, this is {here}")
     if recorded.get("kernels") and not kernels.load():
         raise NotComparable(f"it was computed with the fused kernels: {kernels.status()}")

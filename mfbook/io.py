@@ -42,6 +42,7 @@ __all__ = [
     "clean_orphans",
     "exclusive_write",
     "recover_folder",
+    "refuse_symlink",
     "staged_folder",
 ]
 
@@ -50,7 +51,8 @@ _TMP_SUFFIX = ".tmp"
 _RANDOM = "[a-z0-9_]+"
 
 
-def _refuse_symlink(path: Path) -> None:
+def refuse_symlink(path: Path) -> None:
+    """Raise ``OSError`` (``errno.ELOOP``) naming ``path`` if it is a symbolic link."""
     if path.is_symlink():
         raise OSError(
             errno.ELOOP,
@@ -95,7 +97,7 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     symbolic link. Missing parent folders are created.
     """
     path = Path(path)
-    _refuse_symlink(path)
+    refuse_symlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     os.close(fd)
@@ -108,7 +110,7 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
             os.fchmod(fd, 0o666 & ~_umask())
         finally:
             os.close(fd)
-        _refuse_symlink(path)  # again: it may have become a link while the file was written
+        refuse_symlink(path)  # again: it may have become a link while the file was written
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -244,7 +246,7 @@ def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
     new files are never paired with old ones. Call :func:`recover_folder` first after a crash.
     """
     target = Path(target)
-    _refuse_symlink(target)
+    refuse_symlink(target)
     recover_folder(target)
     staging, old = _swap_names(target)
     staging.mkdir(parents=True)

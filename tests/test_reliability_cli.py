@@ -53,6 +53,21 @@ def test_an_out_that_is_a_file_is_refused(capsys, tmp_path):
     assert (tmp_path / "file").read_text() == "mine"
 
 
+@pytest.mark.parametrize("name", ["history.json", "checkpoint.pt"])
+def test_a_symbolic_link_in_out_is_refused_before_training(capsys, tmp_path, name):
+    precious = tmp_path / "precious"
+    precious.write_text("mine")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(precious)
+    assert main([*TRAIN, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "argument --out:" in err and "refusing to write through a symbolic link" in err
+    assert precious.read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == [name]  # nothing trained, nothing written
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 @pytest.mark.parametrize("command", [["train"], ["reproduce", "paper"]])
 def test_cuda_without_a_gpu_is_a_user_error(capsys, command):

@@ -224,7 +224,7 @@ def test_stored_benchmarks_load_and_bad_ones_are_named(tmp_path):
 # --- fingerprints, file hashes and staged writes ---------------------------------------------
 def test_a_result_records_its_numerics_and_file_hashes(tiny):
     s = reproduce.reproduce("tiny", root=tiny, progress=False)
-    assert set(s["numerics"]) == {"fingerprint", "kernels", "threads", "torch", "cpu"}
+    assert set(s["numerics"]) == {"fingerprint", "kernels", "threads", "torch", "cpu", "reference"}
     assert s["files"] == {"seed0.npz": fingerprint.sha256(tiny / "tiny" / "seed0.npz")}
     assert reproduce.stale_reason("tiny", root=tiny) is None
 
@@ -233,9 +233,8 @@ def test_changed_numerics_make_a_result_stale(tiny, monkeypatch):
     reproduce.reproduce("tiny", root=tiny, progress=False)
     real = fingerprint._tiny_run
 
-    def other_numbers(method, h):
-        real(method, h)
-        h.update(b"a rounding changed")
+    def other_numbers(method, dtype="float32"):
+        return [*real(method, dtype), torch.ones(1)]  # one more number, as a rounding change
 
     monkeypatch.setattr(fingerprint, "_tiny_run", other_numbers)
     reproduce._numerics_problem.cache_clear()
@@ -243,6 +242,47 @@ def test_changed_numerics_make_a_result_stale(tiny, monkeypatch):
     assert reason.startswith("stored result tiny: its numerics fingerprint")
     assert not reproduce.is_current("tiny", root=tiny)
     reproduce._numerics_problem.cache_clear()
+
+
+def test_on_another_cpu_the_float64_reference_statistics_decide(tiny, monkeypatch):
+    """Another CPU rounds float32 products otherwise, so the fingerprint cannot be compared
+    there; the float64 reference statistics can, and they see a change of the formulas."""
+    reproduce.reproduce("tiny", root=tiny, progress=False)
+    monkeypatch.setattr(fingerprint, "_cpu", lambda: "another cpu")
+    reproduce._numerics_problem.cache_clear()
+    assert reproduce.stale_reason("tiny", root=tiny) is None
+    real = fingerprint._tiny_run
+
+    def other_formula(method, dtype="float32"):  # e.g. a changed noise or update rule
+        out = real(method, dtype)
+        return [out[0] * (1 + 1e-7), *out[1:]]
+
+    monkeypatch.setattr(fingerprint, "_tiny_run", other_formula)
+    reproduce._numerics_problem.cache_clear()
+    reason = reproduce.stale_reason("tiny", root=tiny)
+    assert reason.startswith("stored result tiny: its reference statistics differ from today's")
+    reproduce._numerics_problem.cache_clear()
+
+
+def test_the_reference_statistics_agree_across_thread_counts():
+    """Their tolerance covers another order of summation (here: 1 and 2 threads)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fingerprint.reference_statistics()
+        torch.set_num_threads(2)
+        assert fingerprint._reference_problem(one) is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_record_without_reference_statistics_on_another_cpu_cannot_be_compared(monkeypatch):
+    monkeypatch.setattr(fingerprint, "_cpu", lambda: "another cpu")
+    recorded = {"fingerprint": "0" * 16, "torch": torch.__version__, "cpu": "first cpu"}
+    with pytest.raises(fingerprint.NotComparable, match="computed with cpu first cpu"):
+        fingerprint.numerics_problem(recorded)
+    bad = {**recorded, "reference": [[1.0, 2.0]]}
+    assert "do not fit today's tiny run" in fingerprint.numerics_problem(bad)
 
 
 @pytest.mark.parametrize("change", ["untrained", "deleted", "missing record"])
