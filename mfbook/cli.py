@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from mfbook import __version__
 from mfbook._lock import FolderLocked, folder_lock
 from mfbook.checkpoint import CheckpointError
 from mfbook.io import atomic_write, refuse_symlink
@@ -75,6 +76,7 @@ def _folder(text: str) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m mfbook", description=__doc__)
+    p.add_argument("--version", action="version", version=f"mfbook {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one preset with one seed, checkpointing every epoch")

@@ -43,12 +43,15 @@ def names() -> tuple[str, ...]:
 
 
 def results_dir(root=None) -> Path:
-    """``root``, else $MFBOOK_RESULTS, else ``book/results`` of the source tree."""
+    """``root``, else $MFBOOK_RESULTS, else ``book/results`` of the source tree (a clone of
+    the repository, an editable install), else the copy an installed wheel carries
+    (``mfbook/_results``, put there by the build)."""
     if root is not None:
         return Path(root)
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV])
-    return Path(__file__).resolve().parent.parent / "book" / "results"
+    source = Path(__file__).resolve().parent.parent / "book" / "results"
+    return source if source.is_dir() else Path(__file__).resolve().parent / "_results"
 
 
 def _write_json(path: Path, obj) -> Path:
