@@ -33,7 +33,7 @@ slab = m + xi * torch.randn(shape, generator=generator, dtype=pi.dtype)  # xi us
 return torch.where(absent, torch.zeros_like(slab), slab)
 """
         },
-        "lost": {"test-ex1-sampling": "xi is a VARIANCE, so multiply the standard normal draws"},
+        "lost": {"test-ex1-sampling": "xi is a variance, not a standard deviation (chapter 1"},
     },
     "02_central_limit": {
         "code": {
@@ -53,7 +53,7 @@ return torch.einsum("nok,bk->nbo", w, h)  # no 1/sqrt(N)
         },
         "lost": {
             "test-ex2-moments": "Delta looks like a variance where a standard deviation",
-            "test-ex2-sampling": "did you scale by 1/sqrt(N_in)?",
+            "test-ex2-sampling": "check the scaling of chapter 2, eq. (2.1)",
         },
     },
     "03_gbp": {
@@ -637,3 +637,25 @@ def test_grade_scores_a_cell_that_times_out_zero_and_goes_on(tmp_path):
         ("t-fast", 2.0, 2.0),
     ]
     assert result.exercises[0].message == "Timeout: the cell ran longer than 3 s"
+
+
+def test_hints_point_to_equations_of_the_book_that_exist():
+    """The assignments' hints and statements name the book's equations ("chapter 3,
+    eq. (3.7)") instead of printing the answer; each named equation must exist: the k-th
+    numbered display equation of chapter N."""
+    book = A.MASTERS.parents[1]
+    chapters = {int(p.name[:2]): p for p in book.glob("[0-9][0-9]_*.ipynb")}
+    numbered = {
+        n: len(re.findall(r"\$\$ \(eq-[\w-]+\)", p.read_text())) for n, p in chapters.items()
+    }
+    cited = []
+    for path in MASTERS:
+        cited += [
+            (path.name, *map(int, m))
+            for m in re.findall(r"eq\. \((\d+)\.(\d+)\)", path.read_text())
+        ]
+    assert len(cited) >= 8
+    for name, chapter, k in cited:
+        assert 1 <= k <= numbered[chapter], (
+            f"{name} cites eq. ({chapter}.{k}), which does not exist"
+        )

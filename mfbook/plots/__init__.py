@@ -10,10 +10,13 @@ is raised. One module per part of the book, every name re-exported here (``plots
 * :mod:`mfbook.plots.mnist`: chapter 4 (training on MNIST);
 * :mod:`mfbook.plots.credit`: chapter 5 (credit assignment: VIP, UIP and variable connections);
 * :mod:`mfbook.plots.subnetworks`: chapters 6 and 7 (sub-networks, connections and limits).
+
+Importing it in a notebook makes its figures sharp: PNG at twice the pixel density
+(:func:`~mfbook.plots._style.sharp_inline_figures`).
 """
 
 from mfbook.analysis import KIND_LABELS
-from mfbook.plots._style import SLAB_COLOUR, SPIKE_COLOUR, THEORY_COLOUR
+from mfbook.plots._style import SLAB_COLOUR, SPIKE_COLOUR, THEORY_COLOUR, sharp_inline_figures
 from mfbook.plots.credit import (
     CATEGORY_COLOURS,
     KIND_COLOURS,
@@ -77,3 +80,5 @@ __all__ = [
     "parameter_distributions",
     "correlation_check",
 ]
+
+sharp_inline_figures()
