@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from figures import close_figure, no_open_figures  # noqa: F401 (autouse fixture)
-from figures import figure_text as _labels
 
 from mfbook import plots
 
@@ -31,29 +30,6 @@ def test_subnetwork_error_histogram_in_percent(gen):
 def test_subnetwork_error_histogram_rejects_empty():
     with pytest.raises(ValueError, match="errors must be a non-empty mapping"):
         plots.subnetwork_error_histogram({})
-
-
-def test_presence_difference_bars_and_markers():
-    measured = [
-        {"VIP": 0.0, "UIP": 0.0, "variable": 0.3},
-        {"VIP": 0.0, "UIP": 0.0, "variable": 0.2},
-    ]
-    predicted = [
-        {"VIP": 0.0, "UIP": 0.0, "variable": 0.31},
-        {"VIP": 0.0, "UIP": 0.0, "variable": 0.19},
-    ]
-    fig = plots.presence_difference(measured, predicted)
-    ax = fig.axes[0]
-    assert len(ax.patches) == 6  # 2 layers x 3 categories
-    assert sorted(p.get_height() for p in ax.patches)[-2:] == [0.2, 0.3]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 1", "layer 2"]
-    assert "$l$" in _labels(fig)
-    _close(fig)
-
-
-def test_presence_difference_rejects_mismatch():
-    with pytest.raises(ValueError, match="one mapping per layer"):
-        plots.presence_difference([{"a": 0.1}], [])
 
 
 def test_ensemble_error_vs_k_log2_axis():

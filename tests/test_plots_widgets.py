@@ -71,9 +71,14 @@ def test_entropy_vs_pi():
     pi = torch.linspace(0, 1, 5)
     fig = plots.entropy_vs_pi(pi, {"a": pi, "b": -pi}, reference={"a": pi})
     assert r"$\pi$" in fig.axes[0].get_xlabel() and "$S$" in fig.axes[0].get_ylabel()
-    # per label: the curve for pi < 1 and the separate point at pi = 1; one reference; zero line
-    assert len(fig.axes[0].lines) == 6
+    # per label: the curve for pi < 1 and the separate point at pi = 1; one reference, its
+    # legend entry; zero line
+    assert len(fig.axes[0].lines) == 7
     assert list(fig.axes[0].lines[1].get_xdata()) == [1.0]
+    reference = fig.axes[0].lines[2]
+    assert reference.get_linestyle() == "--" and reference.get_zorder() > 2  # over the dots
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["a", "b", "approximation"]
     _close(fig)
 
 

@@ -198,3 +198,20 @@ def test_the_pdf_edition_holds_every_chapter():
             f"the PDF has no chapter {title!r} ({name})"
         )
     assert "\\begin{thebibliography}" in tex or "\\bibitem" in tex or "sphinxbibitem" in tex
+
+
+def test_the_pdf_button_opens_the_pdf_edition_that_make_site_publishes():
+    config = _yaml(ROOT / "_config.yml")
+    assert config["latex"]["latex_documents"]["targetname"] == "mfbook.tex"
+    assert "pdf-edition.js" in config["sphinx"]["config"]["html_js_files"]
+    script = (ROOT / "book" / "_static" / "pdf-edition.js").read_text()
+    assert '"mfbook.pdf"' in script and ".btn-download-pdf-button" in script
+    site = re.search(r"^site:.*?(?=^\S)", (ROOT / "Makefile").read_text(), re.M | re.S).group(0)
+    assert "cp _build/latex/mfbook.pdf _build/site/mfbook.pdf" in site
+
+
+@pytest.mark.skipif(not _check(HTML / "index.html"), reason="no built HTML book")
+def test_every_built_page_loads_the_pdf_button_script():
+    pages = [HTML / f"{name}.html" for name in ["book/intro", *_toc_chapters()]]
+    missing = [str(p.relative_to(HTML)) for p in pages if "pdf-edition.js" not in p.read_text()]
+    assert not missing, f"pages whose .pdf button still prints the page: {missing}"

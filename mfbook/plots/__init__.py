@@ -42,7 +42,6 @@ from mfbook.plots.subnetworks import (
     ensemble_error_vs_k,
     entropy_profiles,
     parameter_distributions,
-    presence_difference,
     subnetwork_error_histogram,
 )
 
@@ -74,7 +73,6 @@ __all__ = [
     "error_strip",
     # chapters 6-7
     "subnetwork_error_histogram",
-    "presence_difference",
     "ensemble_error_vs_k",
     "entropy_profiles",
     "parameter_distributions",

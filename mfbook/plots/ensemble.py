@@ -99,13 +99,16 @@ def sparsity_patterns(
     return fig
 
 
-def entropy_vs_pi(pi, entropies: Mapping[str, torch.Tensor], reference=None) -> Figure:
+def entropy_vs_pi(
+    pi, entropies: Mapping[str, torch.Tensor], reference=None, reference_name="approximation"
+) -> Figure:
     """Entropy of one connection against pi, one curve per label (chapter 1).
 
     A point at pi = 1 is drawn open and not joined to the curve: the convention jumps there.
 
-    ``entropies`` maps a legend label (e.g. ``r"$\\Xi=0.1$"``) to the entropies at ``pi``;
-    ``reference`` optionally maps labels to curves drawn dashed (e.g. an approximation).
+    ``entropies`` maps a legend label (e.g. ``r"$\\Xi=0.1$"``) to the entropies at ``pi``
+    (dots); ``reference`` optionally maps labels to curves drawn dashed on top of them, named
+    ``reference_name`` in the legend (e.g. an approximation).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     x = to_numpy(pi)
@@ -115,7 +118,10 @@ def entropy_vs_pi(pi, entropies: Mapping[str, torch.Tensor], reference=None) -> 
         ax.plot(x[inside], y[inside], "o-", ms=3, color=f"C{j}", label=label)
         ax.plot(x[~inside], y[~inside], "o", ms=5, mfc="none", color=f"C{j}")
         if reference is not None and label in reference:
-            ax.plot(x, to_numpy(reference[label]), "--", color=f"C{j}", lw=1)
+            # on top of the dots, darker, so that it stays visible where the two agree
+            ax.plot(x, to_numpy(reference[label]), "--", color="0.15", lw=1.2, zorder=3)
+    if reference is not None:
+        ax.plot([], [], "--", color="0.15", lw=1.2, label=reference_name)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel(r"probability of absence $\pi$")
     ax.set_ylabel(r"entropy $S$ (nats)")

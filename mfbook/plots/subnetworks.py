@@ -58,46 +58,6 @@ def subnetwork_error_histogram(
     return fig
 
 
-def presence_difference(
-    measured: Sequence[Mapping[str, float]], predicted: Sequence[Mapping[str, float]]
-) -> Figure:
-    """Per layer and category, the fraction of connections present in one sampled network and
-    absent in another: measured (bars) and predicted, 2 pi (1 - pi) averaged (markers) (ch. 6).
-
-    ``measured[l]`` and ``predicted[l]`` map a category label to a fraction for layer l + 1;
-    the categories (and their order) are those of ``measured[0]``.
-    """
-    if len(measured) == 0 or len(measured) != len(predicted):
-        raise ValueError(
-            f"measured and predicted need one mapping per layer (same length, at least 1), "
-            f"got {len(measured)} and {len(predicted)}"
-        )
-    cats = list(measured[0])
-    n_layers, n_cats = len(measured), len(cats)
-    width = 0.8 / n_cats
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
-    for j, cat in enumerate(cats):
-        x = np.arange(n_layers) + (j - (n_cats - 1) / 2) * width
-        ax.bar(x, [measured[l][cat] for l in range(n_layers)], width, color=f"C{j}", label=cat)
-        ax.plot(
-            x,
-            [predicted[l][cat] for l in range(n_layers)],
-            "_",
-            ms=14,
-            mew=2.5,
-            color=THEORY_COLOUR,
-            label=r"predicted $\langle 2\pi(1-\pi)\rangle$" if j == 0 else None,
-        )
-    ax.set_xticks(np.arange(n_layers), [f"layer {l + 1}" for l in range(n_layers)])
-    ax.set_xlabel(r"weight layer $l$")
-    ax.set_ylabel("fraction whose presence differs")
-    top = max(max(d.values()) for d in (*measured, *predicted))
-    ax.set_ylim(0, max(0.05, 1.45 * top))  # room for the legend above the bars
-    ax.legend(fontsize="small", ncols=3, loc="upper center")
-    ax.set_title("two sampled sub-networks: where they differ", fontsize="medium")
-    return fig
-
-
 def ensemble_error_vs_k(
     K,
     curves: Mapping[str, tuple],
