@@ -166,19 +166,22 @@ def perturbation_curves(
 
     For each fraction f: remove f of the VIP connections; remove the same NUMBER of randomly
     chosen variable connections; switch on f of the UIP connections. Returns, per kind, the test
-    error averaged over ``n_networks`` sampled sub-networks, plus the counts used: one
-    :func:`perturbation_point` per kind and fraction.
+    error averaged over ``n_networks`` sampled sub-networks (``error_KIND``), its standard error
+    over those networks (``sem_KIND``; 0 for one network), and the counts used
+    (``count_KIND``): one :func:`perturbation_point` per kind and fraction.
     """
     _check_model(model)
     l = _layer_index(model, layer)
     out: dict[str, list[float]] = {"fraction": [float(f) for f in fractions]}
     for kind in KINDS:
-        errs, counts = [], []
+        errs, sems, counts = [], [], []
         for f in fractions:  # the same seed, hence the same order, for every fraction
             count, errors = perturbation_point(model, x, y, l, kind, f, n_networks, seed)
             errs.append(float(errors.mean()))
+            n = errors.numel()
+            sems.append(float(errors.std() / n**0.5) if n > 1 else 0.0)
             counts.append(count)
-        out[f"error_{kind}"], out[f"count_{kind}"] = errs, counts
+        out[f"error_{kind}"], out[f"sem_{kind}"], out[f"count_{kind}"] = errs, sems, counts
     return out
 
 

@@ -1,7 +1,8 @@
 """Interactive explorers of the book (ipywidgets; chapters 1, 2 and 5). Thin: no science inside.
 
-Each builder returns an :class:`Explorer`, an ``ipywidgets.VBox`` of sliders, a text panel
-(``.text``, HTML) and a picture (``.image``, PNG of a figure from :mod:`mfbook.plots`). Moving a
+Each builder returns an :class:`Explorer`: sliders with a text panel (``.text``, HTML) beside a
+picture (``.image``, PNG of a figure from :mod:`mfbook.plots`, at twice its displayed pixel
+density and shown at its own size, never stretched), wrapping below it on a narrow screen. Moving a
 slider calls :meth:`Explorer.update`, which can also be called directly: that is how the tests
 drive the explorers without a browser or a kernel. In the HTML book the explorers show the state
 they were saved in; with a running kernel they are live.
@@ -21,17 +22,26 @@ from mfbook import _checks, analysis, plots
 from mfbook.moments import gaussian_ks_distance, preactivation_moments, sample_preactivations
 from mfbook.spike_slab import SpikeSlab
 
+#: A figure's displayed size: this many CSS pixels per inch of its matplotlib size; its PNG has
+#: twice as many, so that it is sharp on high-density screens.
+CSS_DPI = 80
 
-class Explorer(widgets.VBox):
-    """Sliders, a text panel and a figure; ``update()`` redraws from the sliders' values."""
+
+class Explorer(widgets.HBox):
+    """Sliders and a text panel beside a figure; ``update()`` redraws from the sliders' values."""
 
     def __init__(self, sliders: dict[str, widgets.Widget], draw: Callable[..., tuple[str, object]]):
         self.sliders = sliders
         self.text = widgets.HTML()
         self.image = widgets.Image(format="png")
         self._draw = draw
-        controls = widgets.VBox(list(sliders.values()))
-        super().__init__([controls, self.text, self.image])
+        controls = widgets.VBox(
+            [*sliders.values(), self.text], layout=widgets.Layout(width="360px")
+        )
+        super().__init__(
+            [controls, self.image],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+        )
         for slider in sliders.values():
             slider.observe(lambda _change: self.update(), names="value")
         self.update()
@@ -43,9 +53,11 @@ class Explorer(widgets.VBox):
         """Recompute from the current slider values: new text and a new figure."""
         text, fig = self._draw(**self.values())
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
+        fig.savefig(buffer, format="png", dpi=2 * CSS_DPI)
+        width = round(fig.get_size_inches()[0] * CSS_DPI)
         plt.close(fig)
         self.image.value = buffer.getvalue()
+        self.image.layout = widgets.Layout(width=f"{width}px", max_width="100%", height="auto")
         self.text.value = text
 
 

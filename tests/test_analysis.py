@@ -57,6 +57,10 @@ def test_vip_removal_hurts_more_than_random_removal(gen):
     assert curves["error_vip"][1] > curves["error_random"][1] + 0.2
     # the same sub-network draws for every curve: nothing perturbed, the same errors
     assert curves["error_vip"][0] == curves["error_random"][0] == curves["error_uip"][0]
+    # the standard error over the sampled networks of each point
+    _, errors = analysis.perturbation_point(model, x, y, 0, "vip", 1.0, 5, 0)
+    assert curves["sem_vip"][1] == pytest.approx(float(errors.std()) / 5**0.5)
+    assert all(len(curves[f"sem_{k}"]) == 2 for k in analysis.KINDS)
 
 
 def test_subnetwork_errors_and_entropy(gen):

@@ -101,8 +101,13 @@ def test_perturbation_panels_from_analysis():
     assert len(fig.axes) == 2
     ax = fig.axes[0]
     assert ax.get_xlabel() == "fraction $f$" and "test error" in ax.get_ylabel()
-    assert len(ax.lines) == 3
-    assert np.allclose(ax.lines[0].get_ydata(), 100 * np.array(curves[0]["error_vip"]))
+    # one error-bar container per kind: the mean line, bars of one standard error
+    assert len(ax.containers) == 3
+    line, _caps, (bars,) = ax.containers[0]
+    assert np.allclose(line.get_ydata(), 100 * np.array(curves[0]["error_vip"]))
+    half = [(seg[1, 1] - seg[0, 1]) / 2 for seg in bars.get_segments()]
+    assert np.allclose(half, 100 * np.array(curves[0]["sem_vip"]))
+    assert ax.get_ylim()[0] == 0  # a small rise is not magnified
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     for text, kind in zip(legend, analysis.KINDS, strict=True):
         assert text == f"{analysis.KIND_LABELS[kind]} (up to {curves[0][f'count_{kind}'][-1]})"

@@ -109,6 +109,11 @@ def test_spike_slab_explorer_updates_text_and_image():
     assert isinstance(explorer, ipywidgets.Widget)
     assert set(explorer.sliders) == {"pi", "m", "xi"}
     first_text, first_image = explorer.text.value, bytes(explorer.image.value)
+    # the figure at its own size, its PNG at twice that many pixels; controls beside it
+    shown = int(explorer.image.layout.width.removesuffix("px"))
+    assert int.from_bytes(first_image[16:20], "big") == 2 * shown
+    assert explorer.image.layout.max_width == "100%"
+    assert explorer.children[1] is explorer.image and explorer.text in explorer.children[0].children
     assert "0.4000" in first_text  # mu = (1 - pi) m
     assert first_image.startswith(b"\x89PNG")
     explorer.sliders["pi"].value = 0.8  # the slider's observer calls update()

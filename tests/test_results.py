@@ -119,3 +119,5 @@ def test_stored_perturbation_curves_are_todays_code():
     for kind in ("vip", "random"):
         _, errors = analysis.perturbation_point(model, x, y, 0, kind, 1.0, n, credit["key"]["seed"])
         assert float(errors.mean()) == pytest.approx(stored[f"error_{kind}"][-1], abs=2e-4)
+        sem = float(errors.std()) / n**0.5
+        assert sem == pytest.approx(stored[f"sem_{kind}"][-1], abs=2e-4)

@@ -161,7 +161,9 @@ def perturbation_panels(curves: Sequence[Mapping], titles: Sequence[str] | None 
     """The perturbation experiment (chapter 5): test error (%) against the fraction f, per layer.
 
     ``curves`` holds one dict per panel as returned by ``analysis.perturbation_curves``
-    (keys "fraction", "error_vip", "error_random", "error_uip", "count_*").
+    (keys "fraction", "error_vip", "error_random", "error_uip", "count_*", and "sem_*", drawn
+    as error bars of one standard error over the sampled networks where present). The error
+    axis starts at 0, so that a rise of a few tenths of a point looks as small as it is.
     """
     n = len(curves)
     fig, axes = plt.subplots(
@@ -171,11 +173,14 @@ def perturbation_panels(curves: Sequence[Mapping], titles: Sequence[str] | None 
         f = to_numpy(c["fraction"])
         for kind, label in KIND_LABELS.items():
             total = c[f"count_{kind}"][-1]
-            ax.plot(
+            sem = c.get(f"sem_{kind}")
+            ax.errorbar(
                 f,
                 100 * to_numpy(c[f"error_{kind}"]),
-                "o-",
+                yerr=None if sem is None else 100 * to_numpy(sem),
+                fmt="o-",
                 ms=4,
+                capsize=2,
                 color=KIND_COLOURS[kind],
                 label=f"{label} (up to {total})",
             )
@@ -184,7 +189,8 @@ def perturbation_panels(curves: Sequence[Mapping], titles: Sequence[str] | None 
             ax.set_ylabel("test error of sampled networks (%)")
         ax.set_title(titles[j] if titles is not None else f"layer {j + 1}", fontsize="medium")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small", loc="upper left")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="x-small", loc="lower left")
     return fig
 
 
