@@ -1,0 +1,201 @@
+"""Temporal credit assignment: a spike-and-slab recurrent network and gBPTT, by hand (chapter 9).
+
+The model of Zou, Li and Huang, "Ensemble perspective for understanding temporal credit
+assignment", Phys. Rev. E 107, 024307 (2023). Every input, recurrent and readout connection is
+spike-and-slab (pi, m, xi), with mu = (1 - pi) m and Var = (1 - pi)(xi + pi m^2) (chapter 1). At
+each step t = 1..T, for a batch of sequences x_t (B, N_in), with h_0 = 0::
+
+    G_t       = r_{t-1} mu_rec^T + x_t mu_in^T
+    Delta_t^2 = r_{t-1}^2 Var_rec^T + x_t^2 Var_in^T
+    u_t       = G_t + eps_t * Delta_t               (eps drawn per step, unit and example)
+    h_t       = (1 - alpha) h_{t-1} + alpha u_t     (leak alpha = 1 / tau)
+    r_t       = ReLU(h_t)
+
+and a mean-field readout at the last step, z = r_T mu_out^T + eps_out * sqrt(r_T^2 Var_out^T),
+trained on the batch-mean cross-entropy of softmax(z). As in the authors' code there is no
+1/sqrt(N) scaling: the recurrent mean starts at the identity (an IRNN), which a 1/sqrt(N) factor
+would shrink; the initial variances below carry the fan-in instead.
+
+gBPTT, by hand (no autograd). With a_t = dC/dh_t, k_t = dC/du_t = alpha a_t and
+Q_t = k_t eps_t / (2 Delta_t), set to 0 where Delta_t = 0 (the mask of chapter 3)::
+
+    dC/dr_T  = K mu_out + 2 r_T (Q_out Var_out)                 the readout, K = dC/dz
+    dC/dr_t += k_{t+1} mu_rec + 2 r_t (Q_{t+1} Var_rec)         mean and variance path, t < T
+    a_t      = (1 - alpha) a_{t+1} + [h_t > 0] dC/dr_t          the leak, then the ReLU
+    dC/dmu_rec = sum_t k_t^T r_{t-1},   dC/dVar_rec = sum_t Q_t^T r_{t-1}^2
+
+(the input connections alike, with x_t for r_{t-1}), then (d_pi, d_m, d_xi) by the chain rule
+of chapter 3 (:func:`mfbook.gbp.weight_grads`). With pi = xi = 0 everywhere the variance path
+vanishes and this is backprop through time of the plain leaky RNN with weights m.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from mfbook import _checks
+from mfbook.gbp import check_labels, noise_ratio, weight_grads
+from mfbook.spike_slab import SpikeSlab, mean_weight, weight_variance
+
+#: the three groups of connections, in this order everywhere
+GROUPS = ("inp", "rec", "out")
+
+
+class RecurrentParams(NamedTuple):
+    """(pi, m, xi) of the input (N_rec, N_in), recurrent (N_rec, N_rec) and readout
+    (N_out, N_rec) connections."""
+
+    inp: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    rec: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    out: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class RecurrentForward(NamedTuple):
+    """What the forward pass keeps for gBPTT: per step t = 1..T (dimension 1 of each)."""
+
+    h: torch.Tensor  # (B, T, N_rec) membrane states h_t
+    r: torch.Tensor  # (B, T, N_rec) rates r_t = ReLU(h_t)
+    Delta: torch.Tensor  # (B, T, N_rec) standard deviations of u_t
+    Delta_out: torch.Tensor  # (B, N_out) of the readout
+    z: torch.Tensor  # (B, N_out) the noisy readout, the logits
+
+
+def init_params(
+    n_in: int,
+    n_rec: int,
+    n_out: int,
+    identity: bool = True,
+    xi_max: float = 0.1,
+    generator: torch.Generator | None = None,
+    dtype=torch.float32,
+) -> RecurrentParams:
+    """The initial parameters: pi = 0; m_in ~ N(0, 1/N_in), m_out ~ N(0, 1/N_rec), and m_rec
+    the identity (``identity``, for long sequences such as row-by-row MNIST) or
+    ~ N(0, 1/N_rec); xi ~ Uniform[0, xi_max) / fan-in, so that the noise of u starts at a
+    fraction of its signal."""
+    sizes = {"inp": (n_rec, n_in), "rec": (n_rec, n_rec), "out": (n_out, n_rec)}
+    for name, (a, b) in sizes.items():
+        _checks.positive_int(f"{name} size", a)
+        _checks.positive_int(f"{name} size", b)
+    out = {}
+    for name, shape in sizes.items():
+        fan_in = shape[1]
+        if name == "rec" and identity:
+            m = torch.eye(n_rec, dtype=dtype)
+        else:
+            m = torch.randn(shape, generator=generator, dtype=dtype) / fan_in**0.5
+        xi = xi_max * torch.rand(shape, generator=generator, dtype=dtype) / fan_in
+        out[name] = (torch.zeros(shape, dtype=dtype), m, xi)
+    return RecurrentParams(**out)
+
+
+def check_inputs(params: RecurrentParams, x, eps, eps_out, alpha) -> None:
+    """Shapes and ranges at the public boundary: x (B, T, N_in), eps (B, T, N_rec), eps_out
+    (B, N_out), 0 < alpha <= 1, and every (pi, m, xi) a valid spike-and-slab of its shape."""
+    (pi_in, _, _), (pi_rec, _, _), (pi_out, _, _) = params
+    for name, (pi, m, xi) in zip(GROUPS, params, strict=True):
+        _checks.spike_slab_params(pi, m, xi, ndim=2, prefix=f"{name}.")
+    n_rec, n_in = pi_in.shape
+    if pi_rec.shape != (n_rec, n_rec) or pi_out.shape[1] != n_rec:
+        raise ValueError(
+            f"parameter shapes do not chain: inp {tuple(pi_in.shape)}, rec "
+            f"{tuple(pi_rec.shape)}, out {tuple(pi_out.shape)}"
+        )
+    _checks.tensor("x", x, ndim=3)
+    B, T, n = x.shape
+    if n != n_in:
+        raise ValueError(f"x must be (B, T, N_in={n_in}), got {tuple(x.shape)}")
+    if not isinstance(eps, torch.Tensor) or eps.shape != (B, T, n_rec):
+        raise ValueError(f"eps must have shape {(B, T, n_rec)}, got {_shape(eps)}")
+    if not isinstance(eps_out, torch.Tensor) or eps_out.shape != (B, pi_out.shape[0]):
+        raise ValueError(f"eps_out must have shape {(B, pi_out.shape[0])}, got {_shape(eps_out)}")
+    if not 0 < float(alpha) <= 1:
+        raise ValueError(f"alpha (the leak 1/tau) must lie in (0, 1], got {alpha}")
+
+
+def _shape(t):
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _moments(params: RecurrentParams):
+    return [(mean_weight(pi, m), weight_variance(pi, m, xi)) for pi, m, xi in params]
+
+
+def forward(params: RecurrentParams, x, eps, eps_out, alpha: float) -> RecurrentForward:
+    """The noisy mean-field pass through time (chapter 9): see the module docstring."""
+    check_inputs(params, x, eps, eps_out, alpha)
+    (mu_in, var_in), (mu_rec, var_rec), (mu_out, var_out) = _moments(params)
+    B, T, _ = x.shape
+    h = x.new_zeros(B, mu_rec.shape[0])
+    r = torch.zeros_like(h)
+    hs, rs, Deltas = [], [], []
+    for t in range(T):
+        xt = x[:, t]
+        G = r @ mu_rec.T + xt @ mu_in.T
+        Delta = ((r * r) @ var_rec.T + (xt * xt) @ var_in.T).sqrt()
+        h = (1 - alpha) * h + alpha * (G + eps[:, t] * Delta)
+        r = torch.relu(h)
+        hs.append(h)
+        rs.append(r)
+        Deltas.append(Delta)
+    Delta_out = ((r * r) @ var_out.T).sqrt()
+    z = r @ mu_out.T + eps_out * Delta_out
+    return RecurrentForward(
+        torch.stack(hs, 1), torch.stack(rs, 1), torch.stack(Deltas, 1), Delta_out, z
+    )
+
+
+def loss(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> torch.Tensor:
+    """Batch-mean cross-entropy of softmax(z) at the last step."""
+    z = forward(params, x, eps, eps_out, alpha).z
+    check_labels(y, x.shape[0], z.shape[1])
+    return torch.nn.functional.cross_entropy(z, y)
+
+
+def gradients(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> RecurrentParams:
+    """gBPTT by hand: (d_pi, d_m, d_xi) of the input, recurrent and readout connections."""
+    fw = forward(params, x, eps, eps_out, alpha)
+    (mu_in, var_in), (mu_rec, var_rec), (mu_out, var_out) = _moments(params)
+    B, T, _ = x.shape
+    check_labels(y, B, mu_out.shape[0])
+    K = (torch.softmax(fw.z, dim=1) - torch.nn.functional.one_hot(y, fw.z.shape[1])) / B
+    r_T = fw.r[:, -1]
+    Q_out = K * noise_ratio(eps_out, fw.Delta_out) / 2
+    d_out = (K.T @ r_T, Q_out.T @ (r_T * r_T))
+    dr = K @ mu_out + 2 * r_T * (Q_out @ var_out)  # dC/dr_T
+    a = torch.zeros_like(r_T)  # dC/dh_{t+1}, carried back through the leak
+    d_mu_in, d_var_in = torch.zeros_like(mu_in), torch.zeros_like(var_in)
+    d_mu_rec, d_var_rec = torch.zeros_like(mu_rec), torch.zeros_like(var_rec)
+    for t in reversed(range(T)):
+        a = (1 - alpha) * a + (fw.h[:, t] > 0) * dr
+        k = alpha * a  # dC/du_t
+        Q = k * noise_ratio(eps[:, t], fw.Delta[:, t]) / 2  # dC/d(Delta_t^2)
+        xt = x[:, t]
+        r_prev = fw.r[:, t - 1] if t > 0 else torch.zeros_like(r_T)
+        d_mu_in += k.T @ xt
+        d_var_in += Q.T @ (xt * xt)
+        d_mu_rec += k.T @ r_prev
+        d_var_rec += Q.T @ (r_prev * r_prev)
+        dr = k @ mu_rec + 2 * r_prev * (Q @ var_rec)  # dC/dr_{t-1} through u_t
+    grads = [(d_mu_in, d_var_in), (d_mu_rec, d_var_rec), d_out]
+    return RecurrentParams(
+        *(weight_grads(d_mu, d_var, *p) for (d_mu, d_var), p in zip(grads, params, strict=True))
+    )
+
+
+def sample_weights(params: RecurrentParams, generator=None) -> tuple[torch.Tensor, ...]:
+    """One concrete recurrent sub-network: (w_in, w_rec, w_out), each connection drawn once
+    from its spike-and-slab (chapter 1)."""
+    return tuple(SpikeSlab(*p).sample(generator) for p in params)
+
+
+def run_network(weights, x, alpha: float) -> torch.Tensor:
+    """The logits of one concrete leaky ReLU network (w_in, w_rec, w_out) on x (B, T, N_in):
+    the same dynamics without noise, as a sampled sub-network runs them."""
+    w_in, w_rec, w_out = weights
+    h = x.new_zeros(x.shape[0], w_rec.shape[0])
+    for t in range(x.shape[1]):
+        h = (1 - alpha) * h + alpha * (torch.relu(h) @ w_rec.T + x[:, t] @ w_in.T)
+    return torch.relu(h) @ w_out.T

@@ -1,0 +1,155 @@
+"""gBPTT by hand (mfbook.rnn, chapter 9): equal to autograd of the same forward pass and to
+finite differences in float64, equal to BPTT of the plain leaky RNN when pi = xi = 0, masked
+where Delta = 0, and sampled sub-networks that run the same dynamics."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mfbook import rnn
+
+F64 = torch.float64
+ALPHA = 0.3
+
+
+def problem(seed=0, B=3, T=5, n_in=4, n_rec=6, n_out=3, spread=True):
+    gen = torch.Generator().manual_seed(seed)
+    params = rnn.init_params(n_in, n_rec, n_out, identity=False, generator=gen, dtype=F64)
+    if spread:  # pi inside (0, 1) and visible variances: every term of gBPTT counts
+        params = rnn.RecurrentParams(
+            *(
+                (0.05 + 0.9 * torch.rand(pi.shape, generator=gen, dtype=F64), m, xi + 0.05)
+                for pi, m, xi in params
+            )
+        )
+    x = torch.rand(B, T, n_in, generator=gen, dtype=F64)
+    y = torch.randint(0, n_out, (B,), generator=gen)
+    eps = torch.randn(B, T, n_rec, generator=gen, dtype=F64)
+    eps_out = torch.randn(B, n_out, generator=gen, dtype=F64)
+    return params, x, y, eps, eps_out
+
+
+def autograd_grads(params, x, y, eps, eps_out):
+    leaves = [[t.clone().requires_grad_() for t in p] for p in params]
+    value = rnn.loss(rnn.RecurrentParams(*leaves), x, y, eps, eps_out, ALPHA)
+    flat = torch.autograd.grad(value, [t for p in leaves for t in p])
+    return [flat[3 * g : 3 * g + 3] for g in range(3)]
+
+
+def test_gbptt_equals_autograd_of_the_forward_pass():
+    params, x, y, eps, eps_out = problem()
+    hand = rnn.gradients(params, x, y, eps, eps_out, ALPHA)
+    for group, want in zip(rnn.GROUPS, autograd_grads(params, x, y, eps, eps_out), strict=True):
+        for name, g, w in zip(("pi", "m", "xi"), getattr(hand, group), want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-13, msg=f"d_{name} of {group}")
+
+
+def test_gbptt_equals_finite_differences():
+    params, x, y, eps, eps_out = problem(seed=1)
+    hand = rnn.gradients(params, x, y, eps, eps_out, ALPHA)
+    delta = 1e-6
+    for g, group in enumerate(rnn.GROUPS):
+        for j in range(3):  # pi, m, xi
+            for index in [(0, 0), (1, 2), (-1, -1)]:
+                shifted = []
+                for sign in (1, -1):
+                    p = [list(q) for q in params]
+                    p[g][j] = p[g][j].clone()
+                    p[g][j][index] += sign * delta
+                    shifted.append(
+                        float(rnn.loss(rnn.RecurrentParams(*p), x, y, eps, eps_out, ALPHA))
+                    )
+                numeric = (shifted[0] - shifted[1]) / (2 * delta)
+                analytic = float(getattr(hand, group)[j][index])
+                assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8), (group, j, index)
+
+
+def test_without_spike_and_slab_it_is_bptt_of_the_plain_leaky_rnn():
+    params, x, y, eps, eps_out = problem(seed=2, spread=False)
+    params = rnn.RecurrentParams(
+        *((torch.zeros_like(m), m, torch.zeros_like(m)) for _, m, _ in params)
+    )
+    hand = rnn.gradients(params, x, y, eps, eps_out, ALPHA)
+    weights = [m.clone().requires_grad_() for _, m, _ in params]
+    value = F.cross_entropy(rnn.run_network(weights, x, ALPHA), y)
+    for group, w_grad in zip(rnn.GROUPS, torch.autograd.grad(value, weights), strict=True):
+        d_pi, d_m, d_xi = getattr(hand, group)
+        torch.testing.assert_close(d_m, w_grad, rtol=1e-12, atol=1e-15)
+    # and the noise has no effect: the forward pass is the plain network's
+    z = rnn.forward(params, x, eps, eps_out, ALPHA).z
+    torch.testing.assert_close(z, rnn.run_network([w.detach() for w in weights], x, ALPHA))
+
+
+def test_where_delta_is_zero_the_variance_path_is_masked():
+    params, x, y, eps, eps_out = problem(seed=3)
+    x[:, 0] = 0.0  # the first step: no input and r_0 = 0, so Delta_1 = 0 for every unit
+    fw = rnn.forward(params, x, eps, eps_out, ALPHA)
+    assert bool((fw.Delta[:, 0] == 0).all())
+    hand = rnn.gradients(params, x, y, eps, eps_out, ALPHA)
+    assert all(bool(torch.isfinite(t).all()) for p in hand for t in p)
+    for group, want in zip(rnn.GROUPS, autograd_grads(params, x, y, eps, eps_out), strict=True):
+        # autograd of sqrt at 0 is inf times 0 there: compare where it is finite
+        for g, w in zip(getattr(hand, group), want, strict=True):
+            ok = torch.isfinite(w)
+            torch.testing.assert_close(g[ok], w[ok], rtol=1e-9, atol=1e-12)
+
+
+def test_a_deterministic_ensemble_samples_its_mean_network():
+    params, x, _, eps, eps_out = problem(seed=4, spread=False)
+    gen = torch.Generator().manual_seed(5)
+    # pi in {0, 1} and xi = 0: every sampled sub-network is the mean network
+    params = rnn.RecurrentParams(
+        *(
+            ((torch.rand(m.shape, generator=gen, dtype=F64) < 0.3).to(F64), m, torch.zeros_like(m))
+            for _, m, _ in params
+        )
+    )
+    weights = rnn.sample_weights(params, gen)
+    for w, (pi, m, _) in zip(weights, params, strict=True):
+        torch.testing.assert_close(w, (1 - pi) * m)
+    z = rnn.forward(params, x, eps, eps_out, ALPHA).z  # Delta = 0: the noise does nothing
+    torch.testing.assert_close(rnn.run_network(weights, x, ALPHA), z)
+
+
+def test_sampled_weights_follow_the_spike_and_slab():
+    params = rnn.init_params(20, 30, 4, generator=torch.Generator().manual_seed(6), dtype=F64)
+    pi = torch.full_like(params.rec[0], 0.25)
+    params = params._replace(rec=(pi, params.rec[1], params.rec[2]))
+    gen = torch.Generator().manual_seed(7)
+    absent = torch.stack([rnn.sample_weights(params, gen)[1] == 0 for _ in range(200)])
+    assert float(absent.double().mean()) == pytest.approx(0.25, abs=0.01)
+
+
+def test_the_identity_init_and_the_fan_in():
+    params = rnn.init_params(28, 100, 10, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(params.rec[1], torch.eye(100)) and bool((params.rec[0] == 0).all())
+    assert float(params.inp[1].std()) == pytest.approx(1 / 28**0.5, rel=0.1)
+    assert float(params.inp[2].max()) < 0.1 / 28
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ("pi", r"rec\.pi must lie in \[0, 1\]"),
+        ("x", r"x must be \(B, T, N_in=4\)"),
+        ("eps", r"eps must have shape \(3, 5, 6\)"),
+        ("alpha", r"alpha \(the leak 1/tau\) must lie in \(0, 1\]"),
+        ("chain", "parameter shapes do not chain"),
+    ],
+)
+def test_bad_input_is_named(change, match):
+    params, x, y, eps, eps_out = problem()
+    alpha = ALPHA
+    if change == "pi":
+        pi, m, xi = params.rec
+        params = params._replace(rec=(pi + 1.5, m, xi))
+    elif change == "x":
+        x = x[..., :3]
+    elif change == "eps":
+        eps = eps[:, :4]
+    elif change == "alpha":
+        alpha = 1.5
+    else:
+        params = params._replace(out=tuple(t[:, :5] for t in params.out))
+    with pytest.raises((ValueError, TypeError), match=match):
+        rnn.gradients(params, x, y, eps, eps_out, alpha)
