@@ -155,12 +155,20 @@ def loss(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> torch.Ten
 
 
 def gradients(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> RecurrentParams:
-    """gBPTT by hand: (d_pi, d_m, d_xi) of the input, recurrent and readout connections."""
+    """gBPTT by hand: (d_pi, d_m, d_xi) of the input, recurrent and readout connections, for
+    the batch-mean cross-entropy with labels ``y``."""
     fw = forward(params, x, eps, eps_out, alpha)
+    B, n_out = fw.z.shape
+    check_labels(y, B, n_out)
+    K = (torch.softmax(fw.z, dim=1) - torch.nn.functional.one_hot(y, n_out)) / B
+    return backward(params, x, eps, eps_out, alpha, fw, K)
+
+
+def backward(params: RecurrentParams, x, eps, eps_out, alpha: float, fw, K) -> RecurrentParams:
+    """gBPTT from K = dC/dz of the readout, for any loss of the logits (the module docstring's
+    equations); ``fw`` is the :func:`forward` of the same inputs and noise."""
     (mu_in, var_in), (mu_rec, var_rec), (mu_out, var_out) = _moments(params)
-    B, T, _ = x.shape
-    check_labels(y, B, mu_out.shape[0])
-    K = (torch.softmax(fw.z, dim=1) - torch.nn.functional.one_hot(y, fw.z.shape[1])) / B
+    T = x.shape[1]
     r_T = fw.r[:, -1]
     Q_out = K * noise_ratio(eps_out, fw.Delta_out) / 2
     d_out = (K.T @ r_T, Q_out.T @ (r_T * r_T))
@@ -199,3 +207,77 @@ def run_network(weights, x, alpha: float) -> torch.Tensor:
     for t in range(x.shape[1]):
         h = (1 - alpha) * h + alpha * (torch.relu(h) @ w_rec.T + x[:, t] @ w_in.T)
     return torch.relu(h) @ w_out.T
+
+
+class _GBPTT(torch.autograd.Function):
+    """The noisy pass through time, with gBPTT as its backward: ``loss.backward()`` of any
+    loss of the logits gives the hand-derived gradients of :func:`backward`."""
+
+    @staticmethod
+    def forward(ctx, x, eps, eps_out, alpha, *flat):
+        params = RecurrentParams(*(flat[3 * g : 3 * g + 3] for g in range(3)))
+        fw = forward(params, x, eps, eps_out, alpha)
+        ctx.save_for_backward(x, eps, eps_out, *flat, *fw)
+        ctx.alpha = alpha
+        return fw.z
+
+    @staticmethod
+    def backward(ctx, K):
+        x, eps, eps_out, *rest = ctx.saved_tensors
+        flat, fw = rest[:9], RecurrentForward(*rest[9:])
+        params = RecurrentParams(*(tuple(flat[3 * g : 3 * g + 3]) for g in range(3)))
+        grads = backward(params, x, eps, eps_out, ctx.alpha, fw, K)
+        return None, None, None, None, *(t for group in grads for t in group)
+
+
+class MeanFieldRNN(torch.nn.Module):
+    """The trainable recurrent ensemble (chapter 9): parameters ``pi_inp``, ``m_inp``,
+    ``xi_inp`` and the same for ``rec`` and ``out``, initialised by :func:`init_params`;
+    ``alpha`` is the leak 1/tau. ``forward(x)`` gives the logits of the noisy mean-field pass
+    (fresh eps from ``generator``), whose backward is gBPTT; ``mode="mean"`` runs the mean
+    network (eps = 0). After each optimiser step, :meth:`project_` keeps pi in [0, 1] and
+    xi >= 0, as for the feed-forward model."""
+
+    def __init__(self, n_in, n_rec, n_out, alpha, identity=True, xi_max=0.1, generator=None):
+        super().__init__()
+        if not 0 < float(alpha) <= 1:
+            raise ValueError(f"alpha (the leak 1/tau) must lie in (0, 1], got {alpha}")
+        self.alpha = float(alpha)
+        init = init_params(n_in, n_rec, n_out, identity, xi_max, generator)
+        for group, triple in zip(GROUPS, init, strict=True):
+            for name, t in zip(("pi", "m", "xi"), triple, strict=True):
+                self.register_parameter(f"{name}_{group}", torch.nn.Parameter(t))
+
+    def params(self) -> RecurrentParams:
+        return RecurrentParams(
+            *(
+                (getattr(self, f"pi_{g}"), getattr(self, f"m_{g}"), getattr(self, f"xi_{g}"))
+                for g in GROUPS
+            )
+        )
+
+    def forward(self, x, mode: str = "mf", generator=None):
+        _checks.choice("mode", mode, ("mf", "mean"))
+        params = self.params()
+        B, T = x.shape[:2]
+        n_rec, n_out = params.rec[0].shape[0], params.out[0].shape[0]
+        if mode == "mean":
+            eps, eps_out = x.new_zeros(B, T, n_rec), x.new_zeros(B, n_out)
+        else:
+            eps = torch.randn(B, T, n_rec, generator=generator, dtype=x.dtype)
+            eps_out = torch.randn(B, n_out, generator=generator, dtype=x.dtype)
+        return _GBPTT.apply(x, eps, eps_out, self.alpha, *(t for p in params for t in p))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        for g in GROUPS:
+            getattr(self, f"pi_{g}").clamp_(0.0, 1.0)
+            getattr(self, f"xi_{g}").clamp_(min=0.0)
+
+    def sample_network(self, generator=None):
+        """The logits function of one concrete recurrent sub-network (weights drawn once)."""
+        with torch.no_grad():
+            weights = sample_weights(
+                tuple(tuple(t.detach() for t in p) for p in self.params()), generator
+            )
+        return lambda x: run_network(weights, x, self.alpha)

@@ -153,3 +153,60 @@ def test_bad_input_is_named(change, match):
         params = params._replace(out=tuple(t[:, :5] for t in params.out))
     with pytest.raises((ValueError, TypeError), match=match):
         rnn.gradients(params, x, y, eps, eps_out, alpha)
+
+
+# --- the trainable module ---------------------------------------------------------------------
+def test_the_module_backward_is_gbptt():
+    model = rnn.MeanFieldRNN(
+        4, 6, 3, alpha=ALPHA, identity=False, generator=torch.Generator().manual_seed(9)
+    )
+    with torch.no_grad():  # move pi and xi off their initial values: every term counts
+        for g in rnn.GROUPS:
+            getattr(model, f"pi_{g}").uniform_(
+                0.05, 0.9, generator=torch.Generator().manual_seed(10)
+            )
+            getattr(model, f"xi_{g}").add_(0.05)
+    x = torch.rand(3, 5, 4, generator=torch.Generator().manual_seed(11))
+    y = torch.tensor([0, 2, 1])
+    F.cross_entropy(model(x, generator=torch.Generator().manual_seed(12)), y).backward()
+    gen = torch.Generator().manual_seed(12)  # the same noise, drawn in the same order
+    eps, eps_out = torch.randn(3, 5, 6, generator=gen), torch.randn(3, 3, generator=gen)
+    params = rnn.RecurrentParams(*(tuple(t.detach() for t in p) for p in model.params()))
+    want = rnn.gradients(params, x, y, eps, eps_out, ALPHA)
+    for got_group, want_group in zip(model.params(), want, strict=True):
+        for got, w in zip(got_group, want_group, strict=True):
+            torch.testing.assert_close(got.grad, w)
+
+
+def test_the_module_learns_a_temporal_rule_with_adam_and_projection():
+    """A real (small) task: the label is whether the first input channel summed over the
+    sequence exceeds its median; 60 steps of Adam + projection lower the loss clearly."""
+    gen = torch.Generator().manual_seed(13)
+    x = torch.rand(64, 8, 3, generator=gen)
+    total = x[..., 0].sum(1)
+    y = (total > total.median()).long()
+    model = rnn.MeanFieldRNN(3, 16, 2, alpha=0.5, identity=False, generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        value = F.cross_entropy(model(x, generator=gen), y)
+        value.backward()
+        opt.step()
+        model.project_()
+        losses.append(float(value.detach()))
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+    for g in rnn.GROUPS:
+        pi, xi = getattr(model, f"pi_{g}").detach(), getattr(model, f"xi_{g}").detach()
+        assert float(pi.min()) >= 0 and float(pi.max()) <= 1 and float(xi.min()) >= 0
+    with torch.no_grad():
+        mean_error = float((model(x, mode="mean").argmax(1) != y).float().mean())
+        sampled_error = float((model.sample_network(gen)(x).argmax(1) != y).float().mean())
+    assert mean_error < 0.3 and sampled_error < 0.45
+
+
+def test_the_module_checks_its_leak_and_mode():
+    with pytest.raises(ValueError, match=r"alpha \(the leak 1/tau\)"):
+        rnn.MeanFieldRNN(2, 3, 2, alpha=0.0)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        rnn.MeanFieldRNN(2, 3, 2, alpha=0.5)(torch.rand(1, 2, 2), mode="sampled")
