@@ -565,3 +565,15 @@ def test_tables_render_as_tables(built_pages):
         if hit:
             raw.append(f"{page.relative_to(BUILD)}: ...{hit.group(0)}...")
     assert not raw, "pages show Markdown tables as raw text:\n" + "\n".join(raw)
+
+
+@needs_build
+@needs_chromium
+def test_the_pdf_button_points_at_the_pdf_edition(built_pages, server, tmp_path):
+    """In a browser, the theme's .pdf button no longer prints the page: the book's script
+    retitles it for the PDF edition beside the HTML (mfbook.pdf, `make site`)."""
+    base, log = server
+    dom, _, browser_log, requested = _render(base + "book/03_gbp.html", tmp_path)
+    _assert_offline_and_complete(base, log, browser_log, requested)
+    titles = re.findall(r'class="[^"]*btn-download-pdf-button[^"]*"[^>]*?\stitle="([^"]*)"', dom)
+    assert titles and set(titles) == {"The whole book as a PDF"}, titles
