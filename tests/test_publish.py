@@ -86,7 +86,9 @@ def test_the_licences_and_the_citation_exist_and_are_linked():
     intro = (ROOT / "book" / "intro.md").read_text()
     for name in ("LICENSE", "LICENSE-CONTENT.md", "CITATION.cff", "CHANGELOG.md"):
         assert f"]({name})" in readme, f"the README does not link {name}"
-        assert name in intro, f"the book's front page does not name {name}"
+        assert f"]({repository_url()}/blob/main/{name})" in intro, (
+            f"the book's front page does not link {name}"
+        )
     assert "CC BY 4.0" in readme and "CC BY 4.0" in intro
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT AND CC-BY-4.0"
