@@ -68,3 +68,13 @@ def test_gpu_check_says_when_there_is_no_gpu():
     )
     assert out.returncode == 1
     assert "no CUDA device" in out.stderr
+
+
+def test_rnn_benchmark_writes_its_ratio(tmp_path):
+    stdout = run(
+        "bench_rnn.py", "--repeats", "1", "--batch", "16", "--json", str(tmp_path / "rnn.json")
+    )
+    row = load_benchmark("rnn", root=tmp_path)["rows"]["rnn-step"]
+    assert row["gbp_s"] > 0 and row["plain_s"] > 0 and row["target"] == 2.5
+    assert row["ratio"] == pytest.approx(row["gbp_s"] / row["plain_s"])
+    assert "RNN training step" in stdout

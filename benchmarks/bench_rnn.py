@@ -1,0 +1,74 @@
+"""A training step of the recurrent ensemble (gBPTT, chapter 9) against backprop through time of
+the same leaky ReLU RNN, same batch, same run.
+
+Usage: python benchmarks/bench_rnn.py [--repeats N] [--json PATH]
+The case of the chapter: row-by-row MNIST shapes (28 steps of 28 inputs), 100 recurrent units, 10
+outputs, batch 128. gBPTT: MeanFieldRNN's noisy pass, its hand-written backward, Adam and the
+projection. BPTT: autograd through mfbook.rnn.run_network with plain weights and Adam. The calls
+alternate, so both see the same load; the target is a ratio of at most 2.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from common import Report, paired_medians
+
+from mfbook import rnn
+
+N_IN, T, N_REC, N_OUT, ALPHA = 28, 28, 100, 10, 0.2
+
+
+class PlainRNN(torch.nn.Module):
+    """The same leaky ReLU RNN with one weight per connection (ordinary BPTT by autograd)."""
+
+    def __init__(self, generator):
+        super().__init__()
+        init = rnn.init_params(N_IN, N_REC, N_OUT, generator=generator)
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(m.clone()) for _, m, _ in init])
+
+    def forward(self, x):
+        return rnn.run_network(list(self.weights), x, ALPHA)
+
+
+def step(model, opt, x, y, project=False, generator=None):
+    def run():
+        opt.zero_grad(set_to_none=True)
+        logits = model(x, generator=generator) if project else model(x)
+        F.cross_entropy(logits, y).backward()
+        opt.step()
+        if project:
+            model.project_()
+
+    return run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(args.batch, T, N_IN, generator=gen)
+    y = torch.randint(0, N_OUT, (args.batch,), generator=gen)
+    ensemble = rnn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
+    plain = PlainRNN(gen)
+    g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, gen)
+    p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
+    report = Report(torch.device("cpu"))
+    g_s, p_s = paired_medians([g_step, p_step], repeats=args.repeats)
+    report.ratio(
+        "rnn-step",
+        f"RNN training step, T={T}, {N_REC} units, batch {args.batch}",
+        g_s,
+        p_s,
+        target=2.5,
+    )
+    report.save(args.json)
+
+
+if __name__ == "__main__":
+    main()
