@@ -17,20 +17,9 @@ import torch.nn.functional as F
 from common import Report, paired_medians
 
 from mfbook import rnn
+from mfbook.rnn_train import PlainRNN
 
 N_IN, T, N_REC, N_OUT, ALPHA = 28, 28, 100, 10, 0.2
-
-
-class PlainRNN(torch.nn.Module):
-    """The same leaky ReLU RNN with one weight per connection (ordinary BPTT by autograd)."""
-
-    def __init__(self, generator):
-        super().__init__()
-        init = rnn.init_params(N_IN, N_REC, N_OUT, generator=generator)
-        self.weights = torch.nn.ParameterList([torch.nn.Parameter(m.clone()) for _, m, _ in init])
-
-    def forward(self, x):
-        return rnn.run_network(list(self.weights), x, ALPHA)
 
 
 def step(model, opt, x, y, project=False, generator=None):
@@ -55,7 +44,7 @@ def main(argv=None) -> None:
     x = torch.rand(args.batch, T, N_IN, generator=gen)
     y = torch.randint(0, N_OUT, (args.batch,), generator=gen)
     ensemble = rnn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
-    plain = PlainRNN(gen)
+    plain = PlainRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
     g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, gen)
     p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
     report = Report(torch.device("cpu"))
