@@ -135,6 +135,8 @@ def test_the_identity_init_and_the_fan_in():
         ("eps", r"eps must have shape \(3, 5, 6\)"),
         ("alpha", r"alpha \(the leak 1/tau\) must lie in \(0, 1\]"),
         ("chain", "parameter shapes do not chain"),
+        ("empty", "x must not be empty"),
+        ("nan", "x contains NaN or inf"),
     ],
 )
 def test_bad_input_is_named(change, match):
@@ -149,6 +151,11 @@ def test_bad_input_is_named(change, match):
         eps = eps[:, :4]
     elif change == "alpha":
         alpha = 1.5
+    elif change == "empty":  # T = 0: no step to run
+        x, eps = x[:, :0], eps[:, :0]
+    elif change == "nan":
+        x = x.clone()
+        x[0, 1, 2] = float("nan")
     else:
         params = params._replace(out=tuple(t[:, :5] for t in params.out))
     with pytest.raises((ValueError, TypeError), match=match):
