@@ -93,15 +93,10 @@ def _reference_problem(recorded) -> str | None:
     return None
 
 
-def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dict:
-    """The numerics fingerprint of this installation, with the fused kernels as they are
-    (``use_kernels=None``), or forced off (False) or on (True, where they can be built), and
-    torch's current number of threads, or ``threads``."""
-    on = kernels.load() if use_kernels is None else bool(use_kernels)
+def _fingerprint(on: bool, threads: int) -> str:
+    """The hash of the tiny run of each method, with the fused kernels ``on`` or off, on
+    ``threads`` threads."""
     before = torch.get_num_threads()
-    threads = before if threads is None else int(threads)
-    if on and not kernels.load():
-        raise RuntimeError(f"the fused kernels are needed but unavailable: {kernels.status()}")
     h = hashlib.sha256()
     with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
         if not on:
@@ -113,8 +108,20 @@ def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dic
                     h.update(t.numpy().tobytes())
         finally:
             torch.set_num_threads(before)
+    return h.hexdigest()[:16]
+
+
+def numerics(use_kernels: bool | None = None, threads: int | None = None) -> dict:
+    """The numerics record of this installation, with the fused kernels as they are
+    (``use_kernels=None``), or forced off (False) or on (True, where they can be built), and
+    torch's current number of threads, or ``threads``: the fingerprint, what it was computed
+    with, and the float64 reference statistics."""
+    on = kernels.load() if use_kernels is None else bool(use_kernels)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    if on and not kernels.load():
+        raise RuntimeError(f"the fused kernels are needed but unavailable: {kernels.status()}")
     return {
-        "fingerprint": h.hexdigest()[:16],
+        "fingerprint": _fingerprint(on, threads),
         "kernels": on,
         "threads": threads,
         "torch": torch.__version__,
@@ -139,11 +146,14 @@ def numerics_problem(recorded: dict | None) -> str | None:
             raise NotComparable(f"it was computed with {key} {recorded.get(key)}, this is {here}")
     if recorded.get("kernels") and not kernels.load():
         raise NotComparable(f"it was computed with the fused kernels: {kernels.status()}")
-    now = numerics(bool(recorded.get("kernels")), recorded.get("threads"))
-    if now["fingerprint"] != recorded["fingerprint"]:
+    threads = recorded.get("threads")
+    now = _fingerprint(
+        bool(recorded.get("kernels")), torch.get_num_threads() if threads is None else int(threads)
+    )
+    if now != recorded["fingerprint"]:
         return (
             f"its numerics fingerprint {recorded['fingerprint']} is not today's "
-            f"{now['fingerprint']}: the code computes other numbers now"
+            f"{now}: the code computes other numbers now"
         )
     return None
 
