@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from common import Report, paired_medians
 
-from mfbook import rnn
+from mfbook import rnn_nn
 from mfbook.rnn_train import PlainRNN
 
 N_IN, T, N_REC, N_OUT, ALPHA = 28, 28, 100, 10, 0.2
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch, T, N_IN, generator=gen)
     y = torch.randint(0, N_OUT, (args.batch,), generator=gen)
-    ensemble = rnn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
+    ensemble = rnn_nn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
     plain = PlainRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
     g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, gen)
     p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)

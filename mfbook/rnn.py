@@ -8,23 +8,28 @@ each step t = 1..T, for a batch of sequences x_t (B, N_in), with h_0 = 0::
     G_t       = r_{t-1} mu_rec^T + x_t mu_in^T
     Delta_t^2 = r_{t-1}^2 Var_rec^T + x_t^2 Var_in^T
     u_t       = G_t + eps_t * Delta_t               (eps drawn per step, unit and example)
-    h_t       = (1 - alpha) h_{t-1} + alpha u_t     (leak alpha = 1 / tau)
+    h_t       = (1 - alpha) h_{t-1} + alpha u_t + n_t   (leak alpha = 1 / tau)
     r_t       = ReLU(h_t)
 
-and a mean-field readout at the last step, z = r_T mu_out^T + eps_out * sqrt(r_T^2 Var_out^T),
-trained on the batch-mean cross-entropy of softmax(z). As in the authors' code there is no
+where n_t is an optional private noise of the units (the multisensory task's sqrt(2 alpha)
+sigma_rec white noise; it does not depend on the parameters, so gBPTT is unchanged), and a
+mean-field readout z = r mu_out^T + eps_out * sqrt(r^2 Var_out^T): at the last step (r = r_T,
+eps_out of shape (B, N_out); row-by-row MNIST, trained on the batch-mean cross-entropy of
+softmax(z)), or at every step (eps_out of shape (B, T, N_out), z of shape (B, T, N_out); the
+multisensory task). As in the authors' code there is no
 1/sqrt(N) scaling: the recurrent mean starts at the identity (an IRNN), which a 1/sqrt(N) factor
 would shrink; the initial variances below carry the fan-in instead.
 
 gBPTT, by hand (no autograd). With a_t = dC/dh_t, k_t = dC/du_t = alpha a_t and
 Q_t = k_t eps_t / (2 Delta_t), set to 0 where Delta_t = 0 (the mask of chapter 3)::
 
-    dC/dr_T  = K mu_out + 2 r_T (Q_out Var_out)                 the readout, K = dC/dz
+    dC/dr_t  = K_t mu_out + 2 r_t (Q_out,t Var_out)             the readout, K_t = dC/dz_t
     dC/dr_t += k_{t+1} mu_rec + 2 r_t (Q_{t+1} Var_rec)         mean and variance path, t < T
     a_t      = (1 - alpha) a_{t+1} + [h_t > 0] dC/dr_t          the leak, then the ReLU
     dC/dmu_rec = sum_t k_t^T r_{t-1},   dC/dVar_rec = sum_t Q_t^T r_{t-1}^2
 
-(the input connections alike, with x_t for r_{t-1}), then (d_pi, d_m, d_xi) by the chain rule
+(K_t = 0 for t < T with the last-step readout; the input connections alike, with x_t for
+r_{t-1}), then (d_pi, d_m, d_xi) by the chain rule
 of chapter 3 (:func:`mfbook.gbp.weight_grads`). With pi = xi = 0 everywhere the variance path
 vanishes and this is backprop through time of the plain leaky RNN with weights m.
 """
@@ -58,8 +63,8 @@ class RecurrentForward(NamedTuple):
     h: torch.Tensor  # (B, T, N_rec) membrane states h_t
     r: torch.Tensor  # (B, T, N_rec) rates r_t = ReLU(h_t)
     Delta: torch.Tensor  # (B, T, N_rec) standard deviations of u_t
-    Delta_out: torch.Tensor  # (B, N_out) of the readout
-    z: torch.Tensor  # (B, N_out) the noisy readout, the logits
+    Delta_out: torch.Tensor  # (B, N_out), or (B, T, N_out) at every step, of the readout
+    z: torch.Tensor  # the noisy readout (the logits), of the shape of Delta_out
 
 
 def init_params(
@@ -91,9 +96,10 @@ def init_params(
     return RecurrentParams(**out)
 
 
-def check_inputs(params: RecurrentParams, x, eps, eps_out, alpha) -> None:
+def check_inputs(params: RecurrentParams, x, eps, eps_out, alpha, noise=None) -> None:
     """Shapes and ranges at the public boundary: x (B, T, N_in), eps (B, T, N_rec), eps_out
-    (B, N_out), 0 < alpha <= 1, and every (pi, m, xi) a valid spike-and-slab of its shape."""
+    (B, N_out) or (B, T, N_out), noise None or (B, T, N_rec), 0 < alpha <= 1, and every
+    (pi, m, xi) a valid spike-and-slab of its shape."""
     (pi_in, _, _), (pi_rec, _, _), (pi_out, _, _) = params
     for name, (pi, m, xi) in zip(GROUPS, params, strict=True):
         _checks.spike_slab_params(pi, m, xi, ndim=2, prefix=f"{name}.")
@@ -109,8 +115,16 @@ def check_inputs(params: RecurrentParams, x, eps, eps_out, alpha) -> None:
         raise ValueError(f"x must be (B, T, N_in={n_in}), got {tuple(x.shape)}")
     if not isinstance(eps, torch.Tensor) or eps.shape != (B, T, n_rec):
         raise ValueError(f"eps must have shape {(B, T, n_rec)}, got {_shape(eps)}")
-    if not isinstance(eps_out, torch.Tensor) or eps_out.shape != (B, pi_out.shape[0]):
-        raise ValueError(f"eps_out must have shape {(B, pi_out.shape[0])}, got {_shape(eps_out)}")
+    if T == 0:
+        raise ValueError("x must hold at least one step (T >= 1), got T = 0")
+    n_out = pi_out.shape[0]
+    if not isinstance(eps_out, torch.Tensor) or eps_out.shape not in ((B, n_out), (B, T, n_out)):
+        raise ValueError(
+            f"eps_out must have shape {(B, n_out)} (readout at the last step) or "
+            f"{(B, T, n_out)} (at every step), got {_shape(eps_out)}"
+        )
+    if noise is not None and (not isinstance(noise, torch.Tensor) or noise.shape != eps.shape):
+        raise ValueError(f"noise must be None or of shape {(B, T, n_rec)}, got {_shape(noise)}")
     if not 0 < float(alpha) <= 1:
         raise ValueError(f"alpha (the leak 1/tau) must lie in (0, 1], got {alpha}")
 
@@ -123,9 +137,9 @@ def _moments(params: RecurrentParams):
     return [(mean_weight(pi, m), weight_variance(pi, m, xi)) for pi, m, xi in params]
 
 
-def forward(params: RecurrentParams, x, eps, eps_out, alpha: float) -> RecurrentForward:
+def forward(params: RecurrentParams, x, eps, eps_out, alpha: float, noise=None) -> RecurrentForward:
     """The noisy mean-field pass through time (chapter 9): see the module docstring."""
-    check_inputs(params, x, eps, eps_out, alpha)
+    check_inputs(params, x, eps, eps_out, alpha, noise)
     (mu_in, var_in), (mu_rec, var_rec), (mu_out, var_out) = _moments(params)
     B, T, _ = x.shape
     h = x.new_zeros(B, mu_rec.shape[0])
@@ -136,15 +150,17 @@ def forward(params: RecurrentParams, x, eps, eps_out, alpha: float) -> Recurrent
         G = r @ mu_rec.T + xt @ mu_in.T
         Delta = ((r * r) @ var_rec.T + (xt * xt) @ var_in.T).sqrt()
         h = (1 - alpha) * h + alpha * (G + eps[:, t] * Delta)
+        if noise is not None:
+            h = h + noise[:, t]
         r = torch.relu(h)
         hs.append(h)
         rs.append(r)
         Deltas.append(Delta)
-    Delta_out = ((r * r) @ var_out.T).sqrt()
-    z = r @ mu_out.T + eps_out * Delta_out
-    return RecurrentForward(
-        torch.stack(hs, 1), torch.stack(rs, 1), torch.stack(Deltas, 1), Delta_out, z
-    )
+    rs = torch.stack(rs, 1)
+    r_out = rs if eps_out.dim() == 3 else r  # every step, or the last
+    Delta_out = ((r_out * r_out) @ var_out.T).sqrt()
+    z = r_out @ mu_out.T + eps_out * Delta_out
+    return RecurrentForward(torch.stack(hs, 1), rs, torch.stack(Deltas, 1), Delta_out, z)
 
 
 def loss(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> torch.Tensor:
@@ -165,23 +181,32 @@ def gradients(params: RecurrentParams, x, y, eps, eps_out, alpha: float) -> Recu
 
 
 def backward(params: RecurrentParams, x, eps, eps_out, alpha: float, fw, K) -> RecurrentParams:
-    """gBPTT from K = dC/dz of the readout, for any loss of the logits (the module docstring's
-    equations); ``fw`` is the :func:`forward` of the same inputs and noise."""
+    """gBPTT from K = dC/dz of the readout (of z's shape), for any loss of the logits (the
+    module docstring's equations); ``fw`` is the :func:`forward` of the same inputs and noise."""
     (mu_in, var_in), (mu_rec, var_rec), (mu_out, var_out) = _moments(params)
-    T = x.shape[1]
-    r_T = fw.r[:, -1]
+    T, every = x.shape[1], K.dim() == 3
+    r_out = fw.r if every else fw.r[:, -1]
     Q_out = K * noise_ratio(eps_out, fw.Delta_out) / 2
-    d_out = (K.T @ r_T, Q_out.T @ (r_T * r_T))
-    dr = K @ mu_out + 2 * r_T * (Q_out @ var_out)  # dC/dr_T
-    a = torch.zeros_like(r_T)  # dC/dh_{t+1}, carried back through the leak
+    n_out, n_rec = K.shape[-1], r_out.shape[-1]
+    flat_K, flat_Q, flat_r = (
+        K.reshape(-1, n_out),
+        Q_out.reshape(-1, n_out),
+        r_out.reshape(-1, n_rec),
+    )
+    d_out = (flat_K.T @ flat_r, flat_Q.T @ (flat_r * flat_r))
+    dr_out = K @ mu_out + 2 * r_out * (Q_out @ var_out)  # dC/dr_t through the readout
+    dr = torch.zeros_like(fw.r[:, -1])
+    a = torch.zeros_like(dr)  # dC/dh_{t+1}, carried back through the leak
     d_mu_in, d_var_in = torch.zeros_like(mu_in), torch.zeros_like(var_in)
     d_mu_rec, d_var_rec = torch.zeros_like(mu_rec), torch.zeros_like(var_rec)
     for t in reversed(range(T)):
+        if every or t == T - 1:
+            dr = dr + (dr_out[:, t] if every else dr_out)
         a = (1 - alpha) * a + (fw.h[:, t] > 0) * dr
         k = alpha * a  # dC/du_t
         Q = k * noise_ratio(eps[:, t], fw.Delta[:, t]) / 2  # dC/d(Delta_t^2)
         xt = x[:, t]
-        r_prev = fw.r[:, t - 1] if t > 0 else torch.zeros_like(r_T)
+        r_prev = fw.r[:, t - 1] if t > 0 else torch.zeros_like(dr)
         d_mu_in += k.T @ xt
         d_var_in += Q.T @ (xt * xt)
         d_mu_rec += k.T @ r_prev
@@ -199,85 +224,14 @@ def sample_weights(params: RecurrentParams, generator=None) -> tuple[torch.Tenso
     return tuple(SpikeSlab(*p).sample(generator) for p in params)
 
 
-def run_network(weights, x, alpha: float) -> torch.Tensor:
-    """The logits of one concrete leaky ReLU network (w_in, w_rec, w_out) on x (B, T, N_in):
-    the same dynamics without noise, as a sampled sub-network runs them."""
+def run_network(weights, x, alpha: float, noise=None) -> torch.Tensor:
+    """The last step's logits of one concrete leaky ReLU network (w_in, w_rec, w_out) on x
+    (B, T, N_in): the same dynamics without the mean-field noise eps (with the units' own
+    ``noise`` (B, T, N_rec) if given), as a sampled sub-network runs them."""
     w_in, w_rec, w_out = weights
     h = x.new_zeros(x.shape[0], w_rec.shape[0])
     for t in range(x.shape[1]):
         h = (1 - alpha) * h + alpha * (torch.relu(h) @ w_rec.T + x[:, t] @ w_in.T)
+        if noise is not None:
+            h = h + noise[:, t]
     return torch.relu(h) @ w_out.T
-
-
-class _GBPTT(torch.autograd.Function):
-    """The noisy pass through time, with gBPTT as its backward: ``loss.backward()`` of any
-    loss of the logits gives the hand-derived gradients of :func:`backward`."""
-
-    @staticmethod
-    def forward(ctx, x, eps, eps_out, alpha, *flat):
-        params = RecurrentParams(*(flat[3 * g : 3 * g + 3] for g in range(3)))
-        fw = forward(params, x, eps, eps_out, alpha)
-        ctx.save_for_backward(x, eps, eps_out, *flat, *fw)
-        ctx.alpha = alpha
-        return fw.z
-
-    @staticmethod
-    def backward(ctx, K):
-        x, eps, eps_out, *rest = ctx.saved_tensors
-        flat, fw = rest[:9], RecurrentForward(*rest[9:])
-        params = RecurrentParams(*(tuple(flat[3 * g : 3 * g + 3]) for g in range(3)))
-        grads = backward(params, x, eps, eps_out, ctx.alpha, fw, K)
-        return None, None, None, None, *(t for group in grads for t in group)
-
-
-class MeanFieldRNN(torch.nn.Module):
-    """The trainable recurrent ensemble (chapter 9): parameters ``pi_inp``, ``m_inp``,
-    ``xi_inp`` and the same for ``rec`` and ``out``, initialised by :func:`init_params`;
-    ``alpha`` is the leak 1/tau. ``forward(x)`` gives the logits of the noisy mean-field pass
-    (fresh eps from ``generator``), whose backward is gBPTT; ``mode="mean"`` runs the mean
-    network (eps = 0). After each optimiser step, :meth:`project_` keeps pi in [0, 1] and
-    xi >= 0, as for the feed-forward model."""
-
-    def __init__(self, n_in, n_rec, n_out, alpha, identity=True, xi_max=0.1, generator=None):
-        super().__init__()
-        if not 0 < float(alpha) <= 1:
-            raise ValueError(f"alpha (the leak 1/tau) must lie in (0, 1], got {alpha}")
-        self.alpha = float(alpha)
-        init = init_params(n_in, n_rec, n_out, identity, xi_max, generator)
-        for group, triple in zip(GROUPS, init, strict=True):
-            for name, t in zip(("pi", "m", "xi"), triple, strict=True):
-                self.register_parameter(f"{name}_{group}", torch.nn.Parameter(t))
-
-    def params(self) -> RecurrentParams:
-        return RecurrentParams(
-            *(
-                (getattr(self, f"pi_{g}"), getattr(self, f"m_{g}"), getattr(self, f"xi_{g}"))
-                for g in GROUPS
-            )
-        )
-
-    def forward(self, x, mode: str = "mf", generator=None):
-        _checks.choice("mode", mode, ("mf", "mean"))
-        params = self.params()
-        B, T = x.shape[:2]
-        n_rec, n_out = params.rec[0].shape[0], params.out[0].shape[0]
-        if mode == "mean":
-            eps, eps_out = x.new_zeros(B, T, n_rec), x.new_zeros(B, n_out)
-        else:
-            eps = torch.randn(B, T, n_rec, generator=generator, dtype=x.dtype)
-            eps_out = torch.randn(B, n_out, generator=generator, dtype=x.dtype)
-        return _GBPTT.apply(x, eps, eps_out, self.alpha, *(t for p in params for t in p))
-
-    @torch.no_grad()
-    def project_(self) -> None:
-        for g in GROUPS:
-            getattr(self, f"pi_{g}").clamp_(0.0, 1.0)
-            getattr(self, f"xi_{g}").clamp_(min=0.0)
-
-    def sample_network(self, generator=None):
-        """The logits function of one concrete recurrent sub-network (weights drawn once)."""
-        with torch.no_grad():
-            weights = sample_weights(
-                tuple(tuple(t.detach() for t in p) for p in self.params()), generator
-            )
-        return lambda x: run_network(weights, x, self.alpha)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from mfbook import _checks, rnn
+from mfbook import _checks, rnn, rnn_nn
 from mfbook.data import load_mnist
 
 METHODS = ("gbptt", "bptt")
@@ -97,7 +97,7 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
 
 def build_recurrent(config: RecurrentConfig, generator) -> torch.nn.Module:
     if config.method == "gbptt":
-        return rnn.MeanFieldRNN(
+        return rnn_nn.MeanFieldRNN(
             COLUMNS, config.n_rec, 10, config.alpha, config.identity, config.xi_max, generator
         )
     return PlainRNN(COLUMNS, config.n_rec, 10, config.alpha, config.identity, generator)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mfbook import rnn
+from mfbook import rnn, rnn_nn
 
 F64 = torch.float64
 ALPHA = 0.3
@@ -164,7 +164,7 @@ def test_bad_input_is_named(change, match):
 
 # --- the trainable module ---------------------------------------------------------------------
 def test_the_module_backward_is_gbptt():
-    model = rnn.MeanFieldRNN(
+    model = rnn_nn.MeanFieldRNN(
         4, 6, 3, alpha=ALPHA, identity=False, generator=torch.Generator().manual_seed(9)
     )
     with torch.no_grad():  # move pi and xi off their initial values: every term counts
@@ -192,7 +192,7 @@ def test_the_module_learns_a_temporal_rule_with_adam_and_projection():
     x = torch.rand(64, 8, 3, generator=gen)
     total = x[..., 0].sum(1)
     y = (total > total.median()).long()
-    model = rnn.MeanFieldRNN(3, 16, 2, alpha=0.5, identity=False, generator=gen)
+    model = rnn_nn.MeanFieldRNN(3, 16, 2, alpha=0.5, identity=False, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     losses = []
     for _ in range(60):
@@ -214,6 +214,95 @@ def test_the_module_learns_a_temporal_rule_with_adam_and_projection():
 
 def test_the_module_checks_its_leak_and_mode():
     with pytest.raises(ValueError, match=r"alpha \(the leak 1/tau\)"):
-        rnn.MeanFieldRNN(2, 3, 2, alpha=0.0)
+        rnn_nn.MeanFieldRNN(2, 3, 2, alpha=0.0)
     with pytest.raises(ValueError, match="mode must be one of"):
-        rnn.MeanFieldRNN(2, 3, 2, alpha=0.5)(torch.rand(1, 2, 2), mode="sampled")
+        rnn_nn.MeanFieldRNN(2, 3, 2, alpha=0.5)(torch.rand(1, 2, 2), mode="sampled")
+
+
+# --- the readout at every step and the units' private noise (the multisensory task) -----------
+def masked_squared_error(z, target):
+    return 0.5 * ((z - target) ** 2).mean()
+
+
+def test_gbptt_with_a_readout_at_every_step_and_unit_noise_equals_autograd():
+    params, x, _, eps, _ = problem(seed=14)
+    pi, m, xi = params.inp  # positive drive: some unit is active at every step, so that the
+    params = params._replace(inp=(pi, m.abs() + 0.5, xi))  # readout's Delta > 0 for autograd
+    gen = torch.Generator().manual_seed(15)
+    B, T, _ = x.shape
+    n_out = params.out[0].shape[0]
+    eps_out = torch.randn(B, T, n_out, generator=gen, dtype=F64)
+    noise = 0.2 * torch.randn(eps.shape, generator=gen, dtype=F64)
+    target = torch.rand(B, T, n_out, generator=gen, dtype=F64)
+    leaves = [[t.clone().requires_grad_() for t in p] for p in params]
+    fw = rnn.forward(rnn.RecurrentParams(*leaves), x, eps, eps_out, ALPHA, noise)
+    assert fw.z.shape == (B, T, n_out)
+    want = torch.autograd.grad(masked_squared_error(fw.z, target), [t for p in leaves for t in p])
+    assert all(torch.isfinite(w).all() for w in want)
+    fw = rnn.forward(params, x, eps, eps_out, ALPHA, noise)
+    K = (fw.z - target) / fw.z.numel()
+    hand = rnn.backward(params, x, eps, eps_out, ALPHA, fw, K)
+    for g, group in enumerate(rnn.GROUPS):
+        for j, name in enumerate(("pi", "m", "xi")):
+            torch.testing.assert_close(
+                getattr(hand, group)[j],
+                want[3 * g + j],
+                rtol=1e-10,
+                atol=1e-13,
+                msg=f"d_{name} of {group}",
+            )
+
+
+def test_the_readout_at_every_step_ends_with_the_last_step_readout():
+    params, x, _, eps, eps_out = problem(seed=16)
+    every = torch.randn(x.shape[0], x.shape[1], eps_out.shape[1], dtype=F64)
+    every[:, -1] = eps_out
+    z_every = rnn.forward(params, x, eps, every, ALPHA).z
+    torch.testing.assert_close(z_every[:, -1], rnn.forward(params, x, eps, eps_out, ALPHA).z)
+
+
+def test_unit_noise_moves_the_state_and_a_sampled_network_runs_it_too():
+    params = rnn.RecurrentParams(
+        *((torch.zeros_like(pi), m, torch.zeros_like(xi)) for pi, m, xi in problem(seed=17)[0])
+    )
+    _, x, _, eps, eps_out = problem(seed=17)
+    noise = 0.3 * torch.randn(eps.shape, generator=torch.Generator().manual_seed(18), dtype=F64)
+    z = rnn.forward(params, x, eps, eps_out, ALPHA, noise).z
+    weights = [m for _, m, _ in params]
+    torch.testing.assert_close(rnn.run_network(weights, x, ALPHA, noise), z)
+    assert not torch.allclose(z, rnn.forward(params, x, eps, eps_out, ALPHA).z)
+
+
+@pytest.mark.parametrize(
+    ("what", "match"),
+    [("eps_out", r"eps_out must have shape .* \(at every step\)"), ("noise", "noise must be")],
+)
+def test_bad_readout_noise_or_unit_noise_is_named(what, match):
+    params, x, _, eps, eps_out = problem()
+    noise = None
+    if what == "eps_out":
+        eps_out = torch.zeros(x.shape[0], x.shape[1] + 1, eps_out.shape[1], dtype=F64)
+    else:
+        noise = eps[:, :, :2]
+    with pytest.raises(ValueError, match=match):
+        rnn.forward(params, x, eps, eps_out, ALPHA, noise)
+
+
+def test_the_module_reads_out_at_every_step_with_unit_noise():
+    gen = torch.Generator().manual_seed(19)
+    model = rnn_nn.MeanFieldRNN(
+        3, 8, 2, alpha=0.2, identity=False, generator=gen, readout="every", sigma_rec=0.15
+    )
+    x = torch.rand(4, 6, 3, generator=gen)
+    z = model(x, generator=torch.Generator().manual_seed(20))
+    assert z.shape == (4, 6, 2)
+    again = model(x, generator=torch.Generator().manual_seed(20))
+    torch.testing.assert_close(z, again)  # all noise comes from the generator
+    mean = model(x, mode="mean")
+    torch.testing.assert_close(mean, model(x, mode="mean"))  # no noise at all
+    z.square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="readout must be one of"):
+        rnn_nn.MeanFieldRNN(3, 8, 2, alpha=0.2, readout="first")
+    with pytest.raises(ValueError, match="sigma_rec"):
+        rnn_nn.MeanFieldRNN(3, 8, 2, alpha=0.2, sigma_rec=float("nan"))

@@ -4,7 +4,7 @@ a seed fixes the run, both methods give the feed-forward history keys, bad confi
 import pytest
 import torch
 
-from mfbook import rnn
+from mfbook import rnn, rnn_nn
 from mfbook.rnn_train import PlainRNN, RecurrentConfig, as_rows, train_recurrent
 
 pytestmark = pytest.mark.slow  # real MNIST
@@ -25,7 +25,7 @@ def test_gbptt_learns_row_by_row_mnist():
     }
     assert h["train_loss"][-1] < h["train_loss"][0] < 2.3  # below ln 10 (chance) and falling
     assert h["test_error_mean"][-1] < 0.6  # ten classes: chance is 0.9
-    assert isinstance(result.model, rnn.MeanFieldRNN)
+    assert isinstance(result.model, rnn_nn.MeanFieldRNN)
     for g in rnn.GROUPS:  # projected after every step
         pi = getattr(result.model, f"pi_{g}").detach()
         assert float(pi.min()) >= 0 and float(pi.max()) <= 1
