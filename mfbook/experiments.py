@@ -7,6 +7,8 @@ one field (the training-set size of chapter 6, backprop's learning rate of chapt
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from mfbook.config import TrainConfig, preset
@@ -96,3 +98,31 @@ EXPERIMENTS = {
 VARIANTS = ("paper", "paper_2022", "paper_float64", "paper_2020_variance")
 #: Analyses computed from stored models (name -> the experiments they read).
 ANALYSES = {"credit": ("paper",), "entropy": ("deep",), "variants": VARIANTS}
+
+
+def config_key(config: TrainConfig) -> str:
+    """A short hash of the config: checkpoints of different configs never meet."""
+    text = json.dumps(config.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def same_config(stored: dict | None, config: TrainConfig) -> bool:
+    """Whether a stored config is ``config``: fields added to TrainConfig since it was stored
+    take their defaults, which keep the earlier behaviour (the numerics fingerprint checks)."""
+    try:
+        return stored is not None and TrainConfig.from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
+
+
+def config_problem(s: dict, exp: Experiment) -> str | None:
+    """Why summary ``s`` was not trained as ``exp`` is today (a phrase), or None."""
+    if not same_config(s.get("config"), exp.config()) or s.get("seeds") != list(exp.seeds):
+        return "its config or seeds are not today's preset"
+    stored = s.get("runs", {})
+    for r in exp.runs():
+        if r.label not in stored or not same_config(
+            stored[r.label].get("config", s["config"]), r.config
+        ):
+            return f"its run {r.label} is missing or was trained with another config"
+    return None

@@ -72,9 +72,14 @@ def reference_statistics() -> list[list[float]]:
 
 
 def _reference_problem(recorded) -> str | None:
-    """Why today's :func:`reference_statistics` differ from ``recorded``, or None: each sum
-    must agree to ``_RTOL`` of its scale (sum |x| for the first two, sum x^2 for the third)."""
-    now = reference_statistics()
+    """Why today's :func:`reference_statistics` differ from ``recorded``, or None."""
+    return statistics_problem(recorded, reference_statistics())
+
+
+def statistics_problem(recorded, now: list[list[float]]) -> str | None:
+    """Why the float64 statistics ``recorded`` differ from ``now`` (today's), or None: each
+    sum must agree to ``_RTOL`` of its scale (sum |x| for the first two, sum x^2 for the
+    third)."""
     if (
         not isinstance(recorded, list)
         or len(recorded) != len(now)

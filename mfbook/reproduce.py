@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import time
@@ -22,24 +21,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mfbook import _checks, fingerprint, studies
+from mfbook import _checks, fingerprint, recurrent_results, studies
 from mfbook._params_file import read_params, save_params
 from mfbook._records import benchmarks_dir as benchmarks_dir
 from mfbook._records import environment
 from mfbook._records import load_benchmark as load_benchmark
 from mfbook._results_index import MALFORMED, readable, render_index
 from mfbook.data import load_mnist
-from mfbook.experiments import ANALYSES, EXPERIMENTS, SEEDS, VARIANTS, Experiment, Run
+from mfbook.experiments import (
+    ANALYSES,
+    EXPERIMENTS,
+    SEEDS,
+    VARIANTS,
+    Experiment,
+    Run,
+    config_key,
+    config_problem,
+)
 from mfbook.io import atomic_write, clean_orphans, recover_folder, staged_folder
+from mfbook.recurrent_results import RECURRENT
 from mfbook.train import TrainConfig, build_model, preset, resolve_device, train
 
 RESULTS_ENV = "MFBOOK_RESULTS"
-__all__ = ["ANALYSES", "EXPERIMENTS", "SEEDS", "VARIANTS", "Experiment", "Run", "preset"]
+__all__ = ["ANALYSES", "EXPERIMENTS", "RECURRENT", "SEEDS", "VARIANTS", "Experiment", "Run"]
+__all__ += ["preset"]
 
 
 def names() -> tuple[str, ...]:
-    """Every name ``reproduce`` knows: the experiments, then the analyses."""
-    return tuple(EXPERIMENTS) + tuple(ANALYSES)
+    """Every name ``reproduce`` knows: the experiments, the recurrent ones, the analyses."""
+    return tuple(EXPERIMENTS) + tuple(RECURRENT) + tuple(ANALYSES)
 
 
 def results_dir(root=None) -> Path:
@@ -82,6 +92,8 @@ def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
     """The stored trained model of experiment ``name``: run ``run`` (e.g. "n20000" of a sweep),
     by default the run of ``seed`` (on the CPU)."""
     summary = load_summary(name, root)
+    if name in RECURRENT:
+        return recurrent_results.load_model(name, summary, results_dir(root) / name, seed)
     label = str(seed) if run is None else run
     if label not in summary["runs"] or label not in summary.get("kept", []):
         raise ValueError(f"{name} has no stored parameters for run {label!r}: {summary['kept']}")
@@ -96,33 +108,6 @@ def load_model(name: str, seed: int = 0, root=None, run: str | None = None):
     return model
 
 
-def _config_key(config: TrainConfig) -> str:
-    """A short hash of the config: checkpoints of different configs never meet."""
-    text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _same_config(stored: dict | None, config: TrainConfig) -> bool:
-    """Whether a stored config is ``config``: fields added to TrainConfig since it was stored
-    take their defaults, which keep the earlier behaviour (the numerics fingerprint checks)."""
-    try:
-        return stored is not None and TrainConfig.from_dict(stored) == config
-    except (TypeError, ValueError):
-        return False
-
-
-def _config_problem(s: dict, exp: Experiment) -> str | None:
-    if not _same_config(s.get("config"), exp.config()) or s.get("seeds") != list(exp.seeds):
-        return "its config or seeds are not today's preset"
-    stored = s.get("runs", {})
-    for r in exp.runs():
-        if r.label not in stored or not _same_config(
-            stored[r.label].get("config", s["config"]), r.config
-        ):
-            return f"its run {r.label} is missing or was trained with another config"
-    return None
-
-
 def stale_reason(name: str, root=None) -> str | None:
     """Why the stored result of experiment ``name`` is not current (a sentence), or None.
 
@@ -130,7 +115,7 @@ def stale_reason(name: str, root=None) -> str | None:
     ones it wrote (sha256); and today's code computes the same numbers (the numerics
     fingerprint of :mod:`mfbook.fingerprint`, checked where this machine can compute it as the
     result's machine did). A malformed file is a reason too, never an exception."""
-    _checks.choice("experiment", name, tuple(EXPERIMENTS))
+    _checks.choice("experiment", name, tuple(EXPERIMENTS) + tuple(RECURRENT))
     try:
         s = load_summary(name, root)
     except (FileNotFoundError, ValueError) as err:
@@ -139,7 +124,10 @@ def stale_reason(name: str, root=None) -> str | None:
     if missing := [key for key in ("config", "seeds", "runs") if key not in s]:
         return f"stored result {path} is malformed (it lacks {', '.join(missing)})"
     try:
-        problem = _config_problem(s, EXPERIMENTS[name])
+        if name in RECURRENT:
+            problem = recurrent_results.stale_problem(name, s, results_dir(root) / name)
+            return None if problem is None else f"stored result {name}: {problem}"
+        problem = config_problem(s, EXPERIMENTS[name])
         problem = problem or fingerprint.files_problem(results_dir(root) / name, s.get("files"))
         if problem is None:
             with contextlib.suppress(fingerprint.NotComparable):
@@ -167,17 +155,19 @@ def _params_path(out: Path, label: str) -> Path:
 
 def run_experiment(name: str, force=False, device="auto", root=None, progress=True, runs="runs"):
     """Train every run of experiment ``name`` (resuming from checkpoints) and store the results."""
-    exp = EXPERIMENTS[name]
-    base = exp.config()
     out = results_dir(root) / name
     recover_folder(out)
     if not force and is_current(name, root):
         return load_summary(name, root)
+    if name in RECURRENT:  # on the CPU: the Python loop over steps dominates
+        return recurrent_results.run(name, out, progress)
+    exp = EXPERIMENTS[name]
+    base = exp.config()
     dev = resolve_device(device)
     with staged_folder(out) as staging:  # new files replace the old ones only all together
         per_run = {}
         for run in exp.runs():
-            ckpt = Path(runs) / name / _config_key(run.config) / f"seed{run.seed}.pt"
+            ckpt = Path(runs) / name / config_key(run.config) / f"seed{run.seed}.pt"
             if force and ckpt.exists():
                 ckpt.unlink()
             t0 = time.perf_counter()
@@ -319,7 +309,10 @@ def _clean_orphans(name: str, root) -> None:
     folder = results_dir(root)
     clean_orphans(folder, "README.md")
     runs = EXPERIMENTS[name].runs() if name in EXPERIMENTS else []
-    for target in ["summary.json", *(_params_path(folder, r.label).name for r in runs if r.keep)]:
+    kept = [r.label for r in runs if r.keep] + [
+        str(s) for s in getattr(RECURRENT.get(name), "seeds", ())
+    ]
+    for target in ["summary.json", *(_params_path(folder, label).name for label in kept)]:
         clean_orphans(folder / name, target)
 
 
@@ -343,6 +336,7 @@ def write_index(root=None) -> Path:
     """The results index ``README.md``: a markdown table of every stored result (generated).
     A malformed summary is left out, with a warning and a line of the index naming it."""
     kinds = {name: ("experiment", bool(exp.sweep)) for name, exp in EXPERIMENTS.items()}
+    kinds |= {name: ("experiment", False) for name in RECURRENT}
     analyses = {name: (name, False) for name in ("credit", "entropy")}
     found, skipped = readable(kinds | analyses, lambda n: load_summary(n, root), results_dir(root))
     stored = [(name, found[name], sweep) for name, (_, sweep) in kinds.items() if name in found]
