@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mfbook"
-SCIENCE = ("spike_slab", "moments", "gbp", "analysis", "rnn", "msi")  # chapters 1-3, 5-6: no fast path
+#: chapters 1-3, 5-6 and 9: no fast path
+SCIENCE = ("spike_slab", "moments", "gbp", "analysis", "rnn", "msi")
 MAX_LINES = 350
 
 
