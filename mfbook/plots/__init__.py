@@ -1,4 +1,4 @@
-"""Figure functions of the book (chapters 1-7). Thin: the numbers come from the science modules.
+"""Figure functions of the book (chapters 1-7, 9). Thin: the numbers come from the science modules.
 
 Every function returns a :class:`matplotlib.figure.Figure` (white face, labelled axes with the
 paper's symbols) and leaves showing or closing it to the caller; :func:`plot_decision_regions`
@@ -9,7 +9,8 @@ is raised. One module per part of the book, every name re-exported here (``plots
   gBP on the toy data);
 * :mod:`mfbook.plots.mnist`: chapter 4 (training on MNIST);
 * :mod:`mfbook.plots.credit`: chapter 5 (credit assignment: VIP, UIP and variable connections);
-* :mod:`mfbook.plots.subnetworks`: chapters 6 and 7 (sub-networks, connections and limits).
+* :mod:`mfbook.plots.subnetworks`: chapters 6 and 7 (sub-networks, connections and limits);
+* :mod:`mfbook.plots.temporal`: chapter 9 (recurrent networks).
 
 Importing it in a notebook makes its figures sharp: PNG at twice the pixel density
 (:func:`~mfbook.plots._style.sharp_inline_figures`).
@@ -44,6 +45,7 @@ from mfbook.plots.subnetworks import (
     parameter_distributions,
     subnetwork_error_histogram,
 )
+from mfbook.plots.temporal import msi_training, symmetry_breaking
 
 __all__ = [
     # colours (the names of the kinds of perturbation, KIND_LABELS, belong to mfbook.analysis)
@@ -77,6 +79,9 @@ __all__ = [
     "entropy_profiles",
     "parameter_distributions",
     "correlation_check",
+    # chapter 9
+    "msi_training",
+    "symmetry_breaking",
 ]
 
 sharp_inline_figures()
