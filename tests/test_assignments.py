@@ -88,6 +88,24 @@ return vip, uip, ~(vip | uip)
             "test-ex4-fractions": "the vip fraction is",
         },
     },
+    "05_temporal": {
+        "code": {
+            "ex5-backward": """
+pi, m, xi = rec
+mu_rec, var_rec = (1 - pi) * m, (1 - pi) * (xi + pi * m**2)
+r_prev = torch.relu(h_prev)
+_, Delta, _ = recurrent_step(x_t, h_prev, inp, rec, eps_t, alpha)
+k = a_t  # dC/dh_t taken for dC/du_t: the factor alpha is missing
+alive = Delta > 0
+Q = torch.where(alive, k * eps_t / (2 * torch.where(alive, Delta, 1.0)), 0.0)
+return k.T @ r_prev, Q.T @ r_prev**2, k @ mu_rec + 2 * r_prev * (Q @ var_rec)
+"""
+        },
+        "lost": {
+            "test-ex5-backward": "too large by a factor 1/alpha = 5",
+            "test-ex5-time": "a_t for t = 1..T (random sequence) is wrong",
+        },
+    },
 }
 
 
@@ -137,7 +155,13 @@ def submission(master, wrong: dict[str, str] | None = None):
 
 
 def test_there_is_a_master_per_core_topic():
-    assert NAMES == ["01_spike_slab", "02_central_limit", "03_gbp", "04_credit_assignment"]
+    assert NAMES == [
+        "01_spike_slab",
+        "02_central_limit",
+        "03_gbp",
+        "04_credit_assignment",
+        "05_temporal",
+    ]
 
 
 @pytest.mark.parametrize("path", MASTERS, ids=NAMES)
