@@ -3,8 +3,9 @@
 * :func:`category_fractions`: VIP / UIP / variable fractions of the input, recurrent and
   readout connections (the definitions of chapter 5);
 * :func:`removed`: a copy of the model without some connections of one group (pi <- 1);
-* :func:`removal_masks`: the VIP connections of a group, and as many connections drawn at random
-  from those present in some sub-network (pi < 1): the removal experiment;
+* :func:`vip_mask`, :func:`strong_mask`, :func:`random_mask`: the connections a removal takes
+  away: the VIPs, the strong nearly deterministic ones the authors' code selects, or as many
+  drawn at random from those present in some sub-network (the control);
 * :func:`rates`: the rates r_t of the mean network (no noise) on a batch of sequences;
 * :func:`selectivity`: which units of the multisensory network tell a high frequency from a low
   one in visual trials, in auditory trials, in both (mixed), in one (uni) or in neither;
@@ -64,17 +65,34 @@ def removed(model: MeanFieldRNN, group: str, mask: torch.Tensor) -> MeanFieldRNN
     return out
 
 
-def removal_masks(model: MeanFieldRNN, group: str, generator=None):
-    """(vip, random): the VIP connections of ``group``, and as many drawn at random from the
-    connections with pi < 1 (boolean masks of the group's shape)."""
+def vip_mask(model: MeanFieldRNN, group: str) -> torch.Tensor:
+    """The VIP connections of ``group`` (pi = 0 and xi = 0 exactly), a boolean mask."""
+    _check_model(model)
+    return _spike_slab(model, group).categories().vip
+
+
+def strong_mask(
+    model: MeanFieldRNN, group: str, pi_max: float = 0.1, xi_max: float = 0.1, m_min: float = 0.08
+) -> torch.Tensor:
+    """The nearly deterministic, strong connections of ``group``: pi <= ``pi_max``,
+    xi < ``xi_max`` and |m| > ``m_min``, the set the authors' code removes in the multisensory
+    task (its defaults)."""
     _check_model(model)
     ss = _spike_slab(model, group)
-    vip = ss.categories().vip
-    present = (ss.pi < 1).flatten().nonzero().squeeze(1)
-    pick = present[torch.randperm(len(present), generator=generator)[: int(vip.sum())]]
-    random = torch.zeros(vip.numel(), dtype=torch.bool)
-    random[pick] = True
-    return vip, random.view_as(vip)
+    return (ss.pi <= pi_max) & (ss.xi < xi_max) & (ss.m.abs() > m_min)
+
+
+def random_mask(model: MeanFieldRNN, group: str, count: int, generator=None) -> torch.Tensor:
+    """``count`` connections of ``group`` drawn at random from those present in some
+    sub-network (pi < 1), a boolean mask: the control of a removal."""
+    _check_model(model)
+    pi = _spike_slab(model, group).pi
+    present = (pi < 1).flatten().nonzero().squeeze(1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(present):
+        raise ValueError(f"count must be an int in [0, {len(present)}], got {count!r}")
+    mask = torch.zeros(pi.numel(), dtype=torch.bool)
+    mask[present[torch.randperm(len(present), generator=generator)[:count]]] = True
+    return mask.view_as(pi)
 
 
 @torch.no_grad()

@@ -25,7 +25,8 @@ def test_fractions_and_removal_masks():
     model = model_with_kinds()
     fr = rnn_analysis.category_fractions(model)["rec"]
     assert fr == {"vip": 0.2, "uip": 0.3, "variable": 0.5}
-    vip, random = rnn_analysis.removal_masks(model, "rec", torch.Generator().manual_seed(1))
+    vip = rnn_analysis.vip_mask(model, "rec")
+    random = rnn_analysis.random_mask(model, "rec", 20, torch.Generator().manual_seed(1))
     assert int(vip.sum()) == int(random.sum()) == 20
     assert not (random & (model.pi_rec.detach() >= 1)).any()  # never an absent connection
     cut = rnn_analysis.removed(model, "rec", vip)
@@ -36,6 +37,14 @@ def test_fractions_and_removal_masks():
         rnn_analysis.removed(model, "rec", vip.float())
     with pytest.raises(ValueError, match="group must be one of"):
         rnn_analysis.removed(model, "hidden", vip)
+    with pytest.raises(ValueError, match=r"count must be an int in \[0, 70\]"):
+        rnn_analysis.random_mask(model, "rec", 71)
+    with torch.no_grad():
+        model.m_rec.fill_(0.05)
+        model.m_rec[0, :3] = -0.5  # strong, and pi = 0 and xi = 0 there
+        model.m_rec[5, 0] = 0.5  # strong but pi = 0.5
+    strong = rnn_analysis.strong_mask(model, "rec")
+    assert strong.nonzero().tolist() == [[0, 0], [0, 1], [0, 2]]
     with pytest.raises(TypeError, match="MeanFieldRNN"):
         rnn_analysis.category_fractions(torch.nn.Linear(2, 2))
 
