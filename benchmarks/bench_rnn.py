@@ -34,21 +34,27 @@ def step(model, opt, x, y, project=False, generator=None):
     return run
 
 
+def recurrent_steps(device: torch.device, batch: int) -> list:
+    """[a gBPTT step, a BPTT step] of the same network and batch on ``device``."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, T, N_IN, generator=gen).to(device)
+    y = torch.randint(0, N_OUT, (batch,), generator=gen).to(device)
+    ensemble = rnn_nn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen).to(device)
+    plain = PlainRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen).to(device)
+    noise = torch.Generator(device=device).manual_seed(1)
+    g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, noise)
+    p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
+    return [g_step, p_step]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(args.batch, T, N_IN, generator=gen)
-    y = torch.randint(0, N_OUT, (args.batch,), generator=gen)
-    ensemble = rnn_nn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
-    plain = PlainRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen)
-    g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, gen)
-    p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
     report = Report(torch.device("cpu"))
-    g_s, p_s = paired_medians([g_step, p_step], repeats=args.repeats)
+    g_s, p_s = paired_medians(recurrent_steps(torch.device("cpu"), args.batch), args.repeats)
     report.ratio(
         "rnn-step",
         f"RNN training step, T={T}, {N_REC} units, batch {args.batch}",

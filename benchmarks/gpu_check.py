@@ -8,7 +8,9 @@ Usage: python benchmarks/gpu_check.py --json benchmarks/results/gpu-<card>.json 
    epoch (target <= 0.1 s), and of the ``paper`` preset;
 3. training-step ratio gBP / plain backprop at width 4096, batch 4096 (target <= 2.2x), and at
    the CPU benchmark's shapes, eager and graphed;
-4. inference ratios (mean and noisy mean-field forward) at batch 10,000, as bench_steps.py.
+4. inference ratios (mean and noisy mean-field forward) at batch 10,000, as bench_steps.py;
+5. the recurrent ensemble (chapter 9): gBPTT on the GPU against the CPU in float64, one epoch
+   of row-by-row MNIST on the GPU, and the gBPTT / BPTT step ratio at bench_rnn.py's shapes.
 Each part reports its own failure and the others still run.
 """
 
@@ -130,6 +132,37 @@ def inference():
         inference_rows(report, sizes, CUDA, 30, torch.cuda.synchronize)
 
 
+@part("5. recurrent ensemble: gBPTT on the GPU")
+def recurrent():
+    from bench_rnn import recurrent_steps
+
+    from mfbook import rnn
+    from mfbook.rnn_train import RecurrentConfig, train_recurrent
+
+    gen = torch.Generator().manual_seed(0)
+    params = rnn.init_params(28, 100, 10, generator=gen, dtype=torch.float64)
+    data = [torch.rand(64, 28, 28, generator=gen, dtype=torch.float64)]
+    data += [torch.randint(0, 10, (64,), generator=gen)]
+    data += [torch.randn(64, 28, 100, generator=gen, dtype=torch.float64)]
+    data += [torch.randn(64, 10, generator=gen, dtype=torch.float64)]
+    cpu = rnn.gradients(params, *data, 0.2)
+    moved = rnn.RecurrentParams(*(tuple(t.to(CUDA) for t in p) for p in params))
+    gpu = rnn.gradients(moved, *(t.to(CUDA) for t in data), 0.2)
+    err = max(
+        float((v.cpu() - u).abs().max() / u.abs().max().clamp(min=1e-300))
+        for a, b in zip(cpu, gpu, strict=True)
+        for u, v in zip(a, b, strict=True)
+    )
+    report.value("rnn-gpu-cpu-error", err, f"gBPTT gradients, GPU vs CPU (float64): {err:.1e}")
+    t0 = time.perf_counter()
+    result = train_recurrent(RecurrentConfig(epochs=1), seed=0, device=CUDA)
+    seconds, error = time.perf_counter() - t0, result.history["test_error_mf"][-1]
+    report.value("rnn-gpu-epoch-s", seconds, f"one epoch of row-by-row MNIST: {seconds:.1f} s")
+    report.value("rnn-gpu-epoch-error", error, f"its test error (noisy pass): {100 * error:.2f} %")
+    g, b = paired_medians(recurrent_steps(CUDA, 128), 20, 2, torch.cuda.synchronize)
+    report.ratio("rnn-step", "RNN training step, T=28, 100 units, batch 128", g, b, target=2.5)
+
+
 def main(argv=None) -> int:
     global report
     p = argparse.ArgumentParser(description=__doc__)
@@ -140,7 +173,7 @@ def main(argv=None) -> int:
         return 1
     report = Report(CUDA)
     print(f"tf32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32}")
-    for check in (agreement, epochs, steps, inference):
+    for check in (agreement, epochs, steps, inference, recurrent):
         check()
     report.save(args.json)
     return 0

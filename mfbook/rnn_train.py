@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from mfbook import _checks, rnn, rnn_nn
 from mfbook.data import load_mnist
+from mfbook.train import resolve_device
 
 METHODS = ("gbptt", "bptt")
 ROWS = COLUMNS = 28
@@ -118,28 +119,32 @@ def _errors(model, x, y, generator, prefix: str) -> dict[str, float]:
 
 
 def train_recurrent(
-    config: RecurrentConfig, seed: int = 0, data_root=None, progress: bool = False
+    config: RecurrentConfig, seed: int = 0, data_root=None, progress: bool = False, device="cpu"
 ) -> RecurrentResult:
     """Train ``config`` with ``seed`` (which fixes the initial parameters, the order of the
-    images and the noise) on row-by-row MNIST, on the CPU."""
+    images and the noise) on row-by-row MNIST, on ``device`` (the CPU by default; "cuda" runs
+    the same code on a GPU, with the noise drawn there, so its numbers differ from the CPU's)."""
     if not isinstance(config, RecurrentConfig):
         raise TypeError(f"config must be a RecurrentConfig, got {type(config).__name__}")
-    gen = torch.Generator().manual_seed(seed)
-    x, y = load_mnist("train", n=config.n_train, root=data_root)
+    dev = resolve_device(device)
+    gen = torch.Generator().manual_seed(seed)  # the initial parameters, as on the CPU
+    x, y = load_mnist("train", n=config.n_train, root=data_root, device=dev)
     if config.n_val:  # the last n_val training images, never the test set
         xe, ye, prefix = x[-config.n_val :], y[-config.n_val :], "val"
         x, y = x[: -config.n_val], y[: -config.n_val]
     else:
-        xe, ye = load_mnist("test", n=config.n_test, root=data_root)
+        xe, ye = load_mnist("test", n=config.n_test, root=data_root, device=dev)
         prefix = "test"
     x, xe = as_rows(x), as_rows(xe)
-    model = build_recurrent(config, gen)
+    model = build_recurrent(config, gen).to(dev)
+    if dev.type != "cpu":  # then the order, the noise and the samples are drawn on the device
+        gen = torch.Generator(device=dev).manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
     for epoch in range(config.epochs):
         for group in opt.param_groups:
             group["lr"] = config.lr * 0.5 ** (epoch // config.lr_halve_every)
-        order, total = torch.randperm(len(y), generator=gen), 0.0
+        order, total = torch.randperm(len(y), generator=gen, device=dev), 0.0
         for start in range(0, len(y), config.batch_size):
             idx = order[start : start + config.batch_size]
             opt.zero_grad(set_to_none=True)

@@ -67,3 +67,24 @@ def test_images_become_row_sequences():
 def test_bad_configs_are_named(change, match):
     with pytest.raises((ValueError, TypeError), match=match):
         RecurrentConfig(**change)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gbptt_on_the_gpu_matches_the_cpu_and_trains():
+    gen = torch.Generator().manual_seed(5)
+    params = rnn.init_params(7, 12, 3, identity=False, generator=gen, dtype=torch.float64)
+    x = torch.rand(4, 6, 7, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (4,), generator=gen)
+    eps = torch.randn(4, 6, 12, generator=gen, dtype=torch.float64)
+    eps_out = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    cpu = rnn.gradients(params, x, y, eps, eps_out, 0.2)
+    cuda = torch.device("cuda")
+    moved = rnn.RecurrentParams(*(tuple(t.to(cuda) for t in p) for p in params))
+    gpu = rnn.gradients(moved, *(t.to(cuda) for t in (x, y, eps, eps_out)), 0.2)
+    for a, b in zip(cpu, gpu, strict=True):
+        for u, v in zip(a, b, strict=True):
+            torch.testing.assert_close(v.cpu(), u, rtol=1e-10, atol=1e-12)
+    config = RecurrentConfig(n_train=512, n_test=256, epochs=1, batch_size=128)
+    result = train_recurrent(config, seed=0, device="cuda")
+    assert next(result.model.parameters()).device.type == "cuda"
+    assert 0 <= result.history["test_error_mf"][-1] < 0.9
