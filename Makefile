@@ -83,8 +83,12 @@ endif
 
 test: lint unit notebooks
 
+# The chapters in JupyterLab, which renders their MyST markdown with jupyterlab-myst: _build/lab/
+# gets their lab edition (mfbook/lab.py: glued numbers, citations, references, folded solutions),
+# beside links to the rest of book/; a chapter changed there since it was written is kept.
 lab: $(STAMP)
-	$(BIN)/jupyter lab book/
+	$(BIN)/python -m mfbook.lab --book book --out _build/lab
+	$(BIN)/jupyter lab _build/lab
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
