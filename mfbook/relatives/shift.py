@@ -1,4 +1,6 @@
 """Test sets under distribution shift, built from MNIST itself (chapter 10): nothing downloaded.
+Rotated MNIST is one of the shifts of Ovadia et al., "Can you trust your model's uncertainty?",
+NeurIPS 2019: accuracy should fall with the angle, and a good ensemble's predictive entropy rise.
 
 * :func:`rotated`: every 28 x 28 image turned by an angle about its centre, counter-clockwise as
   the image is shown (row 0 at the top) for a positive angle, by bilinear interpolation, with

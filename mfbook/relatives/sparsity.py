@@ -2,7 +2,8 @@
 
 A method's criterion gives every weight a score (:meth:`~mfbook.relatives.base.Relative.
 prune_scores`: |w| for backprop and dropout, |mu|/sigma for Bayes by Backprop, -ln alpha for
-sparse variational dropout, 1 - pi for gBP). :func:`keep_masks` removes the weights with the
+sparse variational dropout, 1 - pi for gBP; magnitude pruning as in Han, Pool, Tran & Dally,
+NeurIPS 2015). :func:`keep_masks` removes the weights with the
 lowest scores, ranked over all layers together (equal scores in the order of the weights).
 :func:`sparsity` finds the largest fraction f whose removal costs at most ``tolerance`` in error
 (0.001: 0.1 percentage points) over ``base_error``, the error of the whole network:

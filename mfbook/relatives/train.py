@@ -8,10 +8,16 @@ optimiser state for the whole run, on the per-example objective
     loss = NLL + beta * KL / N_train,
 
 the negative evidence lower bound of Bayes by Backprop and sparse variational dropout when
-beta = 1 (KL = 0 for the others). ``kl_weight`` sets beta; with ``warmup_epochs`` > 0 it rises
-linearly from 0 to ``kl_weight`` over that many epochs, step by step (beta = kl_weight *
-min(1, t / T) after step t of the T in the warm-up), a common aid for sparse VD trained from
-scratch. :func:`split` holds the last ``n_val`` training images out for the hyperparameters, as
+beta = 1 (KL = 0 for the others), divided by N_train as in Blundell et al. (ICML 2015); in the
+book's symbols gBP's objective is the first term alone, E_eps[C]. ``kl_weight`` sets beta; with
+``warmup_epochs`` > 0 it rises linearly from 0 to ``kl_weight`` over that many epochs, step by
+step (beta = kl_weight * min(1, t / T) after step t of the T in the warm-up; the warm-up of
+Sonderby et al., "Ladder variational autoencoders", NeurIPS 2016). From the paper's tiny
+initialisation (m_var = 2/784 in the 1/sqrt(N) network) the data gradients start near 0 and the
+KL term alone would shrink the weights to the prior: a warm-up, or a larger m_var, lets the data
+lead (tests/test_relatives_mnist.py).
+
+:func:`split` holds the last ``n_val`` training images out for the hyperparameters, as
 :class:`mfbook.config.TrainConfig`'s ``n_val`` does. :func:`step_seconds` times training steps of
 several methods on the same batch, interleaved, for the cost ratio against plain backprop.
 """
