@@ -17,17 +17,17 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from mfbook import _checks, fingerprint, recurrent_results, studies
+from mfbook import _checks, analyses, fingerprint, recurrent_results
 from mfbook._params_file import read_params, save_params
 from mfbook._records import benchmarks_dir as benchmarks_dir
 from mfbook._records import environment
 from mfbook._records import load_benchmark as load_benchmark
 from mfbook._results_index import MALFORMED, readable, render_index
-from mfbook.data import load_mnist
 from mfbook.experiments import (
     ANALYSES,
     EXPERIMENTS,
@@ -40,6 +40,7 @@ from mfbook.experiments import (
 )
 from mfbook.io import atomic_write, clean_orphans, recover_folder, staged_folder
 from mfbook.recurrent_results import RECURRENT
+from mfbook.relatives import experiment as relatives
 from mfbook.train import TrainConfig, build_model, preset, resolve_device, train
 
 RESULTS_ENV = "MFBOOK_RESULTS"
@@ -48,8 +49,18 @@ __all__ += ["preset"]
 
 
 def names() -> tuple[str, ...]:
-    """Every name ``reproduce`` knows: the experiments, the recurrent ones, the analyses."""
-    return tuple(EXPERIMENTS) + tuple(RECURRENT) + tuple(ANALYSES)
+    """Every name ``reproduce`` knows: the experiments, the recurrent ones, ``relatives``
+    (chapter 10), the analyses."""
+    return tuple(EXPERIMENTS) + tuple(RECURRENT) + (relatives.NAME,) + tuple(ANALYSES)
+
+
+def store(root=None) -> SimpleNamespace:
+    """The stored results of one folder, for the computations that read them."""
+    return SimpleNamespace(
+        load_summary=lambda name: load_summary(name, root),
+        load_model=lambda name, seed=0, run=None: load_model(name, seed, root, run),
+        stale_reason=lambda name: stale_reason(name, root),
+    )
 
 
 def results_dir(root=None) -> Path:
@@ -115,12 +126,18 @@ def stale_reason(name: str, root=None) -> str | None:
     ones it wrote (sha256); and today's code computes the same numbers (the numerics
     fingerprint of :mod:`mfbook.fingerprint`, checked where this machine can compute it as the
     result's machine did). A malformed file is a reason too, never an exception."""
-    _checks.choice("experiment", name, tuple(EXPERIMENTS) + tuple(RECURRENT))
+    _checks.choice("experiment", name, tuple(EXPERIMENTS) + tuple(RECURRENT) + (relatives.NAME,))
     try:
         s = load_summary(name, root)
     except (FileNotFoundError, ValueError) as err:
         return str(err)
     path = results_dir(root) / name / "summary.json"
+    if name == relatives.NAME:
+        try:
+            problem = relatives.stale_problem(s, results_dir(root) / name, store(root))
+        except MALFORMED as err:
+            return f"stored result {path} is malformed ({type(err).__name__}: {err})"
+        return None if problem is None else f"stored result {name}: {problem}"
     if missing := [key for key in ("config", "seeds", "runs") if key not in s]:
         return f"stored result {path} is malformed (it lacks {', '.join(missing)})"
     try:
@@ -161,6 +178,8 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
         return load_summary(name, root)
     if name in RECURRENT:  # on the CPU: the Python loop over steps dominates
         return recurrent_results.run(name, out, progress)
+    if name == relatives.NAME:  # on the CPU
+        return relatives.run(out, store(root), progress)
     exp = EXPERIMENTS[name]
     base = exp.config()
     dev = resolve_device(device)
@@ -207,55 +226,6 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
     return summary
 
 
-def _credit(sources, root, n_networks: int = 10, seed: int = 0) -> dict:
-    """:func:`mfbook.studies.credit` of every stored seed of the source; the first seed's
-    numbers also at the top level (the representative run of chapter 5)."""
-    summary = load_summary(sources[0], root)
-    models = _stored_models(sources[0], root)
-    x, y = load_mnist("test")
-    x_train, _ = load_mnist("train", n=summary["config"]["n_train"])
-    out = studies.credit(models, x, y, x_train, n_networks, seed)
-    first = out["seeds"][summary["kept"][0]]
-    return {**{k: first[k] for k in ("fractions", "perturbation", "subnetwork_errors")}, **out}
-
-
-def _entropy(sources, root, seed: int = 0) -> dict:
-    """:func:`mfbook.studies.entropy` of every stored run of a sweep."""
-    summary = load_summary(sources[0], root)
-    meta = {}
-    for label in summary["kept"]:
-        run = summary["runs"][label]
-        n_train = run.get("config", summary["config"])["n_train"]
-        meta[label] = {"n_train": n_train, "seed": run["seed"], "final": run["final"]}
-    return studies.entropy(_stored_models(sources[0], root), meta, seed)
-
-
-def _variants(sources, root, n_networks: int = 10, seed: int = 0) -> dict:
-    """:func:`mfbook.studies.variant` of every stored seed of each variant, with its final
-    errors (chapter 8)."""
-    x, y = load_mnist("test")
-    out = {}
-    for name in sources:
-        runs = load_summary(name, root)["runs"]
-        per_seed = studies.variant(_stored_models(name, root), x, y, n_networks, seed)
-        out[name] = {k: {**v, "final": runs[k]["final"]} for k, v in per_seed.items()}
-    return {"variants": out}
-
-
-def _stored_models(name: str, root) -> dict:
-    """label -> model, for every run of ``name`` whose parameters are stored."""
-    return {
-        label: load_model(name, root=root, run=label) for label in load_summary(name, root)["kept"]
-    }
-
-
-_ANALYSES = {
-    "credit": (_credit, {"n_networks": 10, "seed": 0}),
-    "entropy": (_entropy, {"seed": 0}),
-    "variants": (_variants, {"n_networks": 10, "seed": 0}),
-}
-
-
 def _analysis_key(name: str, root) -> dict:
     """What analysis ``name`` was computed from: its sources' configs, kept runs and file
     hashes, and its settings."""
@@ -265,7 +235,7 @@ def _analysis_key(name: str, root) -> dict:
         key = {f"source_{k}": v for k, v in keys[0].items()}
     else:
         key = {"sources": dict(zip(ANALYSES[name], keys, strict=True))}
-    return {**key, **_ANALYSES[name][1]}
+    return {**key, **analyses.FUNCTIONS[name][1]}
 
 
 def analysis_stale_reason(name: str, root=None) -> str | None:
@@ -286,7 +256,7 @@ def analysis_stale_reason(name: str, root=None) -> str | None:
 
 def run_analysis(name: str, force=False, root=None) -> dict:
     """Compute (or reuse) analysis ``name`` from the stored models of its experiments."""
-    func, settings = _ANALYSES[name]
+    func, settings = analyses.FUNCTIONS[name]
     key = json.loads(json.dumps(_analysis_key(name, root)))
     out = results_dir(root) / name / "summary.json"
     if not force and out.is_file():
@@ -297,7 +267,7 @@ def run_analysis(name: str, force=False, root=None) -> dict:
         if old.get("key") == key:
             return old
     t0 = time.perf_counter()
-    summary = {"name": name, "key": key, **func(ANALYSES[name], root, **settings)}
+    summary = {"name": name, "key": key, **func(ANALYSES[name], store(root), **settings)}
     summary["seconds"] = time.perf_counter() - t0
     summary["command"] = f"python -m mfbook reproduce {name}"
     _write_json(out, summary)
@@ -312,7 +282,11 @@ def _clean_orphans(name: str, root) -> None:
     kept = [r.label for r in runs if r.keep] + [
         str(s) for s in getattr(RECURRENT.get(name), "seeds", ())
     ]
-    for target in ["summary.json", *(_params_path(folder, label).name for label in kept)]:
+    for target in [
+        "summary.json",
+        *relatives.FILES,
+        *(_params_path(folder, label).name for label in kept),
+    ]:
         clean_orphans(folder / name, target)
 
 
