@@ -1,4 +1,5 @@
-"""Figure functions of the book (chapters 1-7, 9). Thin: the numbers come from the science modules.
+"""Figure functions of the book (chapters 1-7, 9-10). Thin: the numbers come from the science
+modules.
 
 Every function returns a :class:`matplotlib.figure.Figure` (white face, labelled axes with the
 paper's symbols) and leaves showing or closing it to the caller; :func:`plot_decision_regions`
@@ -10,7 +11,8 @@ is raised. One module per part of the book, every name re-exported here (``plots
 * :mod:`mfbook.plots.mnist`: chapter 4 (training on MNIST);
 * :mod:`mfbook.plots.credit`: chapter 5 (credit assignment: VIP, UIP and variable connections);
 * :mod:`mfbook.plots.subnetworks`: chapters 6 and 7 (sub-networks, connections and limits);
-* :mod:`mfbook.plots.temporal`: chapter 9 (recurrent networks).
+* :mod:`mfbook.plots.temporal`: chapter 9 (recurrent networks);
+* :mod:`mfbook.plots.relatives`: chapter 10 (gBP among its relatives).
 
 Importing it in a notebook makes its figures sharp: PNG at twice the pixel density
 (:func:`~mfbook.plots._style.sharp_inline_figures`).
@@ -38,6 +40,12 @@ from mfbook.plots.ensemble import (
     spike_slab_distribution,
 )
 from mfbook.plots.mnist import digit_grid, error_curves
+from mfbook.plots.relatives import (
+    METHOD_LABELS,
+    pruning_curves,
+    reliability_diagrams,
+    shift_curves,
+)
 from mfbook.plots.subnetworks import (
     correlation_check,
     ensemble_error_vs_k,
@@ -82,6 +90,11 @@ __all__ = [
     # chapter 9
     "msi_training",
     "symmetry_breaking",
+    # chapter 10
+    "METHOD_LABELS",
+    "reliability_diagrams",
+    "shift_curves",
+    "pruning_curves",
 ]
 
 sharp_inline_figures()
