@@ -33,7 +33,7 @@ from mfbook.rnn_train import RecurrentConfig, build_recurrent, train_recurrent
 
 SEEDS = (0, 1, 2)
 #: Backprop through time's learning rates, each tried on held-out training images (seed 0).
-BPTT_LRS = (1e-3, 3e-3, 1e-2)
+BPTT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 N_VAL = 10_000
 _MNIST = {"epochs": 15, "lr": 3e-3, "lr_halve_every": 5}
 

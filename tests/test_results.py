@@ -46,7 +46,7 @@ def test_backprops_learning_rate_is_the_sweeps_best():
     )
 
 
-@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
+@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS) + list(reproduce.RECURRENT))
 def test_stored_experiment_is_current(name):
     assert reproduce.stale_reason(name) is None
 
@@ -73,6 +73,26 @@ def test_paper_preset_reaches_the_reference_error():
 def test_full_preset_reaches_two_percent():
     assert reproduce.load_summary("full")["final_mean"]["test_error_sample"] <= 0.020
     assert preset("full").n_train is None  # all 60,000 images
+
+
+def test_gbptt_meets_the_target_on_row_by_row_mnist():
+    """Chapter 9's target: the noisy mean-field pass of gBPTT errs on at most 5 % of the test
+    images, at most 1 point more than BPTT with its validation-chosen learning rate, 3 seeds."""
+    gbptt = reproduce.load_summary("rnn_mnist")
+    bptt = reproduce.load_summary("rnn_mnist_bptt")
+    assert len(gbptt["runs"]) == len(bptt["runs"]) == 3
+    mf = gbptt["final_mean"]["test_error_mf"]
+    assert mf <= 0.05 and mf - bptt["final_mean"]["test_error_mean"] <= 0.01
+    sweep = {float(k): r["final"]["val_error_mean"] for k, r in bptt["lr_sweep"].items()}
+    assert bptt["chosen_lr"] == min(sweep, key=sweep.get)
+    assert min(sweep) < bptt["chosen_lr"] < max(sweep), "BPTT's best rate is at the sweep's edge"
+
+
+def test_the_multisensory_network_learns_the_task():
+    s = reproduce.load_summary("rnn_msi")
+    assert len(s["runs"]) == 3 and s["final_mean"]["test_error_mf"] <= 0.05
+    for run in s["runs"].values():  # each seed's psychometric curves cross the boundary
+        assert all(row[0] < 0.5 < row[-1] for row in run["history"]["psychometric"])
 
 
 def test_stored_paper_model_is_loadable_and_projected():
