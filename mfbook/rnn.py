@@ -199,12 +199,14 @@ def backward(params: RecurrentParams, x, eps, eps_out, alpha: float, fw, K) -> R
     a = torch.zeros_like(dr)  # dC/dh_{t+1}, carried back through the leak
     d_mu_in, d_var_in = torch.zeros_like(mu_in), torch.zeros_like(var_in)
     d_mu_rec, d_var_rec = torch.zeros_like(mu_rec), torch.zeros_like(var_rec)
+    # for every step at once: the ReLU's derivative, and eps / (2 Delta) with its mask
+    active, half_ratio = (fw.h > 0).to(fw.h.dtype), noise_ratio(eps, fw.Delta) / 2
     for t in reversed(range(T)):
         if every or t == T - 1:
             dr = dr + (dr_out[:, t] if every else dr_out)
-        a = (1 - alpha) * a + (fw.h[:, t] > 0) * dr
+        a = (1 - alpha) * a + active[:, t] * dr
         k = alpha * a  # dC/du_t
-        Q = k * noise_ratio(eps[:, t], fw.Delta[:, t]) / 2  # dC/d(Delta_t^2)
+        Q = k * half_ratio[:, t]  # dC/d(Delta_t^2)
         xt = x[:, t]
         r_prev = fw.r[:, t - 1] if t > 0 else torch.zeros_like(dr)
         d_mu_in += k.T @ xt
