@@ -85,7 +85,7 @@ def shift_curves(
     for ax in (left, right):
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
@@ -93,8 +93,8 @@ def pruning_curves(
     curves: Mapping[str, Mapping[str, Sequence[float]]], removable: Mapping[str, float]
 ) -> Figure:
     """The test error of each method's deterministic network against the fraction of its weights
-    removed by its own criterion (``curves[name]``: ``fractions``, ``errors``), on a log axis of
-    the fraction kept; a cross marks the fraction ``removable[name]``."""
+    removed by its own criterion (``curves[name]``: ``fractions``, ``errors``), against the
+    fraction kept on a log axis; a cross marks the fraction ``removable[name]``."""
     if not curves:
         raise ValueError("curves must name at least one method")
     for name, c in curves.items():
@@ -111,7 +111,6 @@ def pruning_curves(
             ax.plot(max(1 - r, 1e-4), np.interp(r, f, e), "x", color=_colour(name), ms=9, mew=2)
     ax.set_xscale("log")
     ax.invert_xaxis()
-    ax.set_yscale("log")
     ax.set_xlabel("fraction of weights kept (log scale; removal by each method's criterion)")
     ax.set_ylabel("test error (%)")
     ax.grid(True, which="both", alpha=0.3)
