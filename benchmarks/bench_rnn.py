@@ -13,25 +13,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
-from common import Report, paired_medians
+from common import Report, loop_step, paired_medians
 
 from mfbook import rnn_nn
 from mfbook.rnn_train import PlainRNN
 
 N_IN, T, N_REC, N_OUT, ALPHA = 28, 28, 100, 10, 0.2
-
-
-def step(model, opt, x, y, project=False, generator=None):
-    def run():
-        opt.zero_grad(set_to_none=True)
-        logits = model(x, generator=generator) if project else model(x)
-        F.cross_entropy(logits, y).backward()
-        opt.step()
-        if project:
-            model.project_()
-
-    return run
 
 
 def recurrent_steps(device: torch.device, batch: int) -> list:
@@ -42,8 +29,10 @@ def recurrent_steps(device: torch.device, batch: int) -> list:
     ensemble = rnn_nn.MeanFieldRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen).to(device)
     plain = PlainRNN(N_IN, N_REC, N_OUT, ALPHA, generator=gen).to(device)
     noise = torch.Generator(device=device).manual_seed(1)
-    g_step = step(ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, True, noise)
-    p_step = step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
+    g_step = loop_step(
+        ensemble, torch.optim.Adam(ensemble.parameters(), lr=1e-3), x, y, noise, True
+    )
+    p_step = loop_step(plain, torch.optim.Adam(plain.parameters(), lr=1e-3), x, y)
     return [g_step, p_step]
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
-from common import Report, paired_medians
+from common import Report, loop_step, paired_medians
 
 from mfbook.config import TrainConfig
 from mfbook.fast import kernels
@@ -49,17 +48,7 @@ def user_loop_fn(model, opt, sizes, batch: int, device, project=False):
     ``model`` (its checked forward pass), with ``model.project_()`` after it if ``project``."""
     x, y = batch_of(sizes, batch, device)
     noise = torch.Generator(device=device).manual_seed(2)
-    mean_field = isinstance(model, MeanFieldMLP)
-
-    def run():
-        opt.zero_grad()
-        logits = model(x, generator=noise) if mean_field else model(x)
-        F.cross_entropy(logits, y).backward()
-        opt.step()
-        if project:
-            model.project_()
-
-    return run
+    return loop_step(model, opt, x, y, noise if isinstance(model, MeanFieldMLP) else None, project)
 
 
 def user_loop_fns(sizes, batch: int, device):

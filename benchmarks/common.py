@@ -12,6 +12,22 @@ from mfbook.io import atomic_write
 from mfbook.reproduce import environment
 
 
+def loop_step(model, opt, x, y, generator=None, project=False):
+    """One step of a reader's own training loop, as a function: ``opt.zero_grad();
+    cross_entropy(model(x), y).backward(); opt.step()``, the model's noise drawn from
+    ``generator`` when one is given, then ``model.project_()`` if ``project``."""
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        logits = model(x) if generator is None else model(x, generator=generator)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        opt.step()
+        if project:
+            model.project_()
+
+    return run
+
+
 def paired_medians(fns, repeats: int = 20, warmup: int = 3, sync=None) -> list[float]:
     """Median wall time of each function, called in turn (a, b, a, b, ...) after ``warmup``
     rounds, so that all of them see the same load on a shared machine: their ratio is robust."""

@@ -2,7 +2,8 @@
 
 :func:`environment` is what ``mfbook.reproduce`` and the scripts in ``benchmarks/`` store beside
 a number (versions, machine, device); :func:`load_benchmark` reads a benchmark record that those
-scripts wrote (chapter 4 quotes them). ``mfbook.reproduce`` re-exports both.
+scripts wrote (chapter 4 quotes them). ``mfbook.reproduce`` re-exports both. :func:`final_errors`
+and :func:`final_stats` are the last-epoch errors of one stored run and their spread over runs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import mfbook
@@ -51,3 +53,18 @@ def load_benchmark(name: str, root=None) -> dict:
         return {"environment": data["environment"], "rows": rows, "values": data["values"]}
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"stored benchmark {path} is not a benchmark record: {err!r}") from err
+
+
+def final_errors(history: dict) -> dict[str, float]:
+    """The last value of every error curve (``test_error_*``, ``val_error_*``) of a history."""
+    return {k: v[-1] for k, v in history.items() if "_error_" in k}
+
+
+def final_stats(runs) -> dict[str, dict[str, float]]:
+    """``final_mean`` and ``final_std`` over ``runs`` (stored runs with their ``"final"``)."""
+    runs = list(runs)
+    finals = {k: [r["final"][k] for r in runs] for k in runs[0]["final"]}
+    return {
+        "final_mean": {k: float(np.mean(v)) for k, v in finals.items()},
+        "final_std": {k: float(np.std(v)) for k, v in finals.items()},
+    }

@@ -189,11 +189,11 @@ def evaluate(model: rnn_nn.MeanFieldRNN, config: MSIConfig, generator=None) -> d
         truth = torch.tensor([float(f > msi.BOUNDARY) for _, f in trials.conditions])
         mf = choices(model(trials.x, generator=generator))
         above += mf
-        sampled = model.sample_network(generator)(trials.x)  # the last step's outputs
+        sampled = model.sample_network(generator)(trials.x)[:, None]  # the last step only
         for key, chosen in (
             ("mf", mf),
             ("mean", choices(model(trials.x, mode="mean"))),
-            ("sample", (sampled[:, 0] > sampled[:, 1]).double()),
+            ("sample", choices(sampled)),
         ):
             wrong[key] += float((chosen != truth).double().mean())
     n = config.test_batches

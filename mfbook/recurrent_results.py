@@ -21,12 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mfbook import _checks, fingerprint, msi
 from mfbook._params_file import read_params, save_params
-from mfbook._records import environment
+from mfbook._records import environment, final_errors, final_stats
 from mfbook.io import atomic_write, recover_folder, staged_folder
 from mfbook.msi_train import MSIConfig, build_msi_model, train_msi
 from mfbook.rnn_train import RecurrentConfig, build_recurrent, train_recurrent
@@ -134,7 +133,7 @@ def _run_entry(config, seed: int, progress: bool, folder: Path | None) -> dict:
     return {
         "seed": seed,
         "history": history,
-        "final": {k: v[-1] for k, v in history.items() if "_error_" in k},
+        "final": final_errors(history),
         "train_seconds": seconds,
         "config": config_to_dict(config),
     }
@@ -157,9 +156,6 @@ def run(name: str, folder: Path, progress: bool = True) -> dict:
             extra = {"lr_sweep": sweep, "chosen_lr": float(best)}
             config = dataclasses.replace(config, lr=float(best))
         runs = {str(s): _run_entry(config, s, progress, staging) for s in exp.seeds}
-        finals = {
-            k: [r["final"][k] for r in runs.values()] for k in runs[str(exp.seeds[0])]["final"]
-        }
         summary = {
             "name": name,
             "config": config_to_dict(exp.config),
@@ -167,8 +163,7 @@ def run(name: str, folder: Path, progress: bool = True) -> dict:
             "kept": [str(s) for s in exp.seeds],
             "runs": runs,
             **extra,
-            "final_mean": {k: float(np.mean(v)) for k, v in finals.items()},
-            "final_std": {k: float(np.std(v)) for k, v in finals.items()},
+            **final_stats(runs.values()),
             "environment": environment(torch.device("cpu")),
             "reference": reference_statistics(),
             "files": fingerprint.file_hashes(

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 from mfbook import _checks, analyses, fingerprint, recurrent_results
 from mfbook._params_file import read_params, save_params
 from mfbook._records import benchmarks_dir as benchmarks_dir
-from mfbook._records import environment
+from mfbook._records import environment, final_errors, final_stats
 from mfbook._records import load_benchmark as load_benchmark
 from mfbook._results_index import MALFORMED, readable, render_index
 from mfbook.experiments import (
@@ -197,14 +196,13 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
             per_run[run.label] = {
                 "seed": run.seed,
                 "history": history,
-                "final": {k: v[-1] for k, v in history.items() if "_error_" in k},
+                "final": final_errors(history),
                 "train_seconds": float(sum(history["seconds"])),
                 "wall_seconds_this_call": time.perf_counter() - t0,
                 "config": run.config.to_dict(),
             }
             if run.keep:
                 save_params(_params_path(staging, run.label), result.model)
-        finals = {k: [r["final"][k] for r in per_run.values()] for k in per_run[run.label]["final"]}
         kept = [r.label for r in exp.runs() if r.keep]
         summary = {
             "name": name,
@@ -212,8 +210,7 @@ def run_experiment(name: str, force=False, device="auto", root=None, progress=Tr
             "seeds": list(exp.seeds),
             "kept": kept,
             "runs": per_run,
-            "final_mean": {k: float(np.mean(v)) for k, v in finals.items()},
-            "final_std": {k: float(np.std(v)) for k, v in finals.items()},
+            **final_stats(per_run.values()),
             "environment": environment(dev),
             "numerics": fingerprint.numerics() if dev.type == "cpu" else {"device": dev.type},
             "files": fingerprint.file_hashes(

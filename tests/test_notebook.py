@@ -1,6 +1,7 @@
 """mfbook.notebook.glue: the chapters run where myst_nb is not installed (a hosted notebook
 with only mfbook), keeping their values; with myst_nb, it glues as before."""
 
+import pytest
 from conftest import run_python
 
 from mfbook import notebook
@@ -27,3 +28,13 @@ def test_glue_hands_the_value_to_myst_nb(monkeypatch):
     notebook.glue("ch0-y", 2, display=False)
     assert calls == [(("ch0-y", 2), {"display": False})]
     assert notebook.GLUED["ch0-y"] == 2
+
+
+def test_pm_formats_a_mean_and_sd_over_seeds():
+    mean_sd, pm = notebook.mean_sd, notebook.pm
+    assert mean_sd([1, 3]) == (2.0, 1.0)
+    assert pm([0.01, 0.03]) == "2.00 ± 1.00"
+    assert pm([2, 4], scale=1, digits=1) == "3.0 ± 1.0"
+    assert pm([0.0133]) == "1.33"  # one seed: no spread to show
+    with pytest.raises(ValueError, match="at least one value"):
+        pm([])
